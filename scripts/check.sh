@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# make check: the project's test command.
+#
+#  1. checkpatch on every patch of the series (make patchset output);
+#  2. the qtests we own, plus QEMU's device-introspect-test for x86_64 as a
+#     guard that our hw/vfio patches leave kernel VFIO devices alone;
+#  3. the emitted series applies with git am to a fresh unpack of the
+#     pristine tarball, gives the tree we built, and that tree builds.
+#
+# Ends with "N passed, N failed".  Usage: check.sh REPO_TOP
+set -uo pipefail
+top=$1
+build=$top/build
+tree=$build/qemu
+qbuild=$tree/build
+cache=${CACHE:-$HOME/.cache/vfio-user-client}
+log=$build/check-logs
+rm -rf "$log"
+mkdir -p "$log"
+
+passed=0 failed=0
+failures=()
+pass() { passed=$((passed + 1)); echo "PASS: $1"; }
+fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL: $1${2:+ ($2)}"; }
+
+# --- 1. the series, and checkpatch on each patch -------------------------
+if make -s -C "$top" patchset >"$log/patchset.log" 2>&1; then
+    pass "make patchset"
+else
+    fail "make patchset" "see $log/patchset.log"
+fi
+for p in "$build"/patchset/*.patch; do
+    [ -e "$p" ] || continue
+    name=$(basename "$p")
+    if (cd "$tree" && perl scripts/checkpatch.pl --terse "$p") \
+            >"$log/checkpatch-$name.log" 2>&1; then
+        pass "checkpatch $name"
+    else
+        fail "checkpatch $name" "$(grep -c ERROR "$log/checkpatch-$name.log") errors, see $log/checkpatch-$name.log"
+    fi
+done
+
+# --- 2. qtests -------------------------------------------------------------
+# Tests we own are listed in tests/qtest/vfio-user-qtests.txt (one binary
+# name per line); device-introspect-test is QEMU's.
+qtests=(device-introspect-test)
+if [ -f "$top/tests/qtest/vfio-user-qtests.txt" ]; then
+    mapfile -t -O 1 qtests < <(grep -v '^#' "$top/tests/qtest/vfio-user-qtests.txt" | sed '/^$/d')
+fi
+targets=()
+for t in "${qtests[@]}"; do targets+=("tests/qtest/$t"); done
+if ! ninja -C "$qbuild" "${targets[@]}" >"$log/qtest-build.log" 2>&1; then
+    tail -n 40 "$log/qtest-build.log"
+    fail "build qtests" "see $log/qtest-build.log"
+else
+    for t in "${qtests[@]}"; do
+        tlog="$log/qtest-$t.log"
+        (cd "$qbuild" &&
+         QTEST_QEMU_BINARY=./qemu-system-x86_64 \
+         QTEST_QEMU_IMG=./qemu-img \
+         G_TEST_DBUS_DAEMON="$tree/tests/dbus-vmstate-daemon.sh" \
+         timeout 900 "tests/qtest/$t" --tap -k) >"$tlog" 2>&1
+        rc=$?
+        ok=$(grep -c '^ok ' "$tlog")
+        nok=$(grep -c '^not ok ' "$tlog")
+        if [ "$rc" = 0 ] && [ "$nok" = 0 ] && [ "$ok" -gt 0 ]; then
+            pass "qtest $t ($ok cases)"
+        else
+            grep '^not ok' "$tlog" | head -n 20
+            fail "qtest $t" "exit $rc, $ok ok, $nok not ok, see $tlog"
+        fi
+    done
+fi
+
+# --- 3. the series applies to pristine QEMU and builds ---------------------
+if [ "${SKIP_PATCHSET_BUILD:-}" = 1 ]; then
+    echo "SKIP: patchset build test (SKIP_PATCHSET_BUILD=1)"
+elif "$top/scripts/test-patchset.sh" "$top" "$cache" "$build/patchset" \
+        "$build/patchset-test" >"$log/patchset-test.log" 2>&1; then
+    pass "patchset applies to pristine QEMU $(cat "$cache/qemu-version"), matches the build tree, builds"
+else
+    tail -n 20 "$log/patchset-test.log"
+    fail "patchset apply+build" "see $log/patchset-test.log"
+fi
+
+echo
+for f in "${failures[@]}"; do echo "failed: $f"; done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
