@@ -55,7 +55,7 @@ tree: $(TREE)/.prepared
 $(QBUILD)/build.ninja: $(TREE)/.prepared
 	@mkdir -p $(QBUILD)
 	@echo "configure: $(CONFIGURE_FLAGS)"
-	@cd $(QBUILD) && eval ../configure $(CONFIGURE_FLAGS) \
+	@cd $(QBUILD) && eval "../configure $(CONFIGURE_FLAGS)" \
 		>configure.log 2>&1 || \
 		{ tail -n 30 configure.log; \
 		  echo "configure failed: see $(QBUILD)/configure.log"; exit 1; }
