@@ -41,11 +41,11 @@ for p in "$build"/patchset/*.patch; do
 done
 
 # --- 2. qtests -------------------------------------------------------------
-# Tests we own are listed in tests/qtest/vfio-user-qtests.txt (one binary
+# Tests we own are listed in scripts/qtests.txt (one binary
 # name per line); device-introspect-test is QEMU's.
 qtests=(device-introspect-test)
-if [ -f "$top/tests/qtest/vfio-user-qtests.txt" ]; then
-    mapfile -t -O 1 qtests < <(grep -v '^#' "$top/tests/qtest/vfio-user-qtests.txt" | sed '/^$/d')
+if [ -f "$top/scripts/qtests.txt" ]; then
+    mapfile -t -O 1 qtests < <(grep -v "^#" "$top/scripts/qtests.txt" | sed '/^$/d')
 fi
 targets=()
 for t in "${qtests[@]}"; do targets+=("tests/qtest/$t"); done

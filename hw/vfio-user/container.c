@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * vfio-user client: an IOMMU backend for hw/vfio whose map and unmap are
+ * VFIO_USER_DMA_MAP and VFIO_USER_DMA_UNMAP messages.
+ *
+ * hw/vfio's memory listener and vIOMMU notifiers call dma_map with the
+ * host address of guest RAM; from it we find the RAMBlock, and so the
+ * memory fd and the offset in that file (including the RAMBlock's own
+ * offset in its file), which a trusted server mmaps.  With secure-dma no
+ * fd is ever sent: the server must ask for every access with DMA_READ or
+ * DMA_WRITE, which dma.c checks against the table kept here.
+ *
+ * Each vfio-user device has its own connection, so its own container.
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/error-report.h"
+#include "qapi/error.h"
+#include "exec/ramblock.h"
+#include "hw/vfio-user/container.h"
+#include "hw/vfio-user/device.h"
+#include "trace.h"
+
+struct VFIOUserContainer {
+    VFIOContainerBase bcontainer;
+    VFIOUserProxy *proxy;
+    VFIOUserDMATable *dma;
+    bool secure_dma;
+};
+
+OBJECT_DECLARE_SIMPLE_TYPE(VFIOUserContainer, VFIO_IOMMU_USER)
+
+static VFIOUserContainer *user_container(const VFIOContainerBase *bcontainer)
+{
+    return container_of(bcontainer, VFIOUserContainer, bcontainer);
+}
+
+static int vfio_user_dma_map(const VFIOContainerBase *bcontainer,
+                             hwaddr iova, ram_addr_t size, void *vaddr,
+                             bool readonly)
+{
+    VFIOUserContainer *container = user_container(bcontainer);
+    const char *name = vfio_user_name(container->proxy);
+    VFIOUserDMAMap msg = {
+        .argsz = sizeof(msg),
+        .flags = VFIO_USER_F_DMA_REGION_READ |
+                 (readonly ? 0 : VFIO_USER_F_DMA_REGION_WRITE),
+        .address = iova,
+        .size = size,
+    };
+    struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
+    ram_addr_t offset;
+    RAMBlock *rb = qemu_ram_block_from_host(vaddr, false, &offset);
+    int fd = -1;
+    int ret;
+
+    /*
+     * Only guest RAM: never MMIO, never another device's BAR (a RAM
+     * device region), which the server has no business reaching.
+     */
+    if (!rb || memory_region_is_ram_device(rb->mr)) {
+        trace_vfio_user_dma_map_skip(name, iova, size);
+        return 0;
+    }
+    if (!container->secure_dma) {
+        fd = qemu_ram_get_fd(rb);
+        if (fd >= 0) {
+            msg.offset = rb->fd_offset + offset;
+        }
+    }
+    if (vfio_user_dma_table_count(container->dma) >=
+        vfio_user_peer_caps(container->proxy)->max_dma_maps) {
+        ret = -ENOSPC;
+        goto fail;
+    }
+
+    /* In the table before the server hears of it. */
+    ret = vfio_user_dma_table_add(container->dma, iova, size, vaddr,
+                                  !readonly);
+    if (ret < 0) {
+        goto fail;
+    }
+    trace_vfio_user_dma_map(name, iova, size, msg.flags, msg.offset, fd);
+    ret = vfio_user_request(container->proxy, VFIO_USER_DMA_MAP, &iov, 1,
+                            fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, NULL);
+    if (ret < 0) {
+        g_array_unref(vfio_user_dma_table_remove(container->dma, iova, size));
+        goto fail;
+    }
+    return 0;
+
+fail:
+    if (!bcontainer->initialized) {
+        return ret;             /* realize fails with hw/vfio's message */
+    }
+    /*
+     * At run time hw/vfio would abort QEMU on a failed map: a server
+     * must not be able to do that.  The device cannot DMA there; say so.
+     */
+    error_report("vfio-user: %s: DMA_MAP of [0x%" HWADDR_PRIx ", +0x%"
+                 PRIx64 ") failed: %s; the device cannot reach that memory",
+                 name, iova, (uint64_t)size, strerror(-ret));
+    return 0;
+}
+
+static int vfio_user_dma_unmap(const VFIOContainerBase *bcontainer,
+                               hwaddr iova, ram_addr_t size,
+                               IOMMUTLBEntry *iotlb)
+{
+    VFIOUserContainer *container = user_container(bcontainer);
+    g_autoptr(GArray) removed = NULL;
+    int ret = 0;
+
+    /* Out of the table, and no transfer in flight, before the message. */
+    removed = vfio_user_dma_table_remove(container->dma, iova, size);
+    for (guint i = 0; i < removed->len; i++) {
+        VFIOUserDMARange *r = &g_array_index(removed, VFIOUserDMARange, i);
+        VFIOUserDMAUnmap msg = {
+            .argsz = sizeof(msg),
+            .address = r->iova,
+            .size = r->size,
+        };
+        struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
+        VFIOUserDMAUnmap echo;
+        VFIOUserReply reply = { .buf = &echo, .max = sizeof(echo) };
+        int err;
+
+        trace_vfio_user_dma_unmap(vfio_user_name(container->proxy),
+                                  r->iova, r->size);
+        err = vfio_user_request(container->proxy, VFIO_USER_DMA_UNMAP,
+                                &iov, 1, NULL, 0, &reply);
+        /* A dead server holds nothing of ours any more. */
+        if (err < 0 && err != -ECONNRESET && !ret) {
+            ret = err;
+        }
+    }
+    return ret;
+}
+
+static bool vfio_user_container_attach(const char *name,
+                                       VFIODevice *vbasedev,
+                                       AddressSpace *as, Error **errp)
+{
+    VFIOUserDevice *udev = vfio_user_device_of(vbasedev);
+    const VFIOUserPeerCaps *caps = vfio_user_peer_caps(udev->proxy);
+    struct vfio_device_info info = { .argsz = sizeof(info) };
+    VFIOUserContainer *container;
+    VFIOContainerBase *bcontainer;
+    VFIOAddressSpace *space;
+    int ret;
+
+    ret = vbasedev->io_ops->get_device_info(vbasedev, &info);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "vfio-user: %s: cannot get device info",
+                         vfio_user_name(udev->proxy));
+        return false;
+    }
+    vbasedev->num_irqs = info.num_irqs;
+    vbasedev->num_regions = info.num_regions;
+    vbasedev->flags = info.flags;
+    vbasedev->reset_works = !!(info.flags & VFIO_DEVICE_FLAGS_RESET);
+    vfio_user_device_init_fds(udev, info.num_regions);
+
+    space = vfio_get_address_space(as);
+    container = VFIO_IOMMU_USER(object_new(TYPE_VFIO_IOMMU_USER));
+    container->proxy = udev->proxy;
+    container->secure_dma = udev->secure_dma;
+    container->dma = vfio_user_dma_table_new(udev->proxy);
+    vfio_user_set_request_handler(udev->proxy, vfio_user_dma_handle_request,
+                                  container->dma);
+
+    bcontainer = &container->bcontainer;
+    bcontainer->pgsizes = caps->pgsizes;
+    bcontainer->dma_max_mappings = caps->max_dma_maps;
+    vfio_address_space_insert(space, bcontainer);
+
+    vbasedev->bcontainer = bcontainer;
+    QLIST_INSERT_HEAD(&bcontainer->device_list, vbasedev, container_next);
+    QLIST_INSERT_HEAD(&vfio_device_list, vbasedev, global_next);
+
+    bcontainer->listener = vfio_memory_listener;
+    memory_listener_register(&bcontainer->listener, bcontainer->space->as);
+    if (bcontainer->error) {
+        error_propagate_prepend(errp, bcontainer->error,
+                                "vfio-user: %s: mapping guest memory "
+                                "failed: ", vfio_user_name(udev->proxy));
+        bcontainer->error = NULL;
+        vfio_user_container_detach(vbasedev);
+        return false;
+    }
+    bcontainer->initialized = true;
+    return true;
+}
+
+void vfio_user_container_detach(VFIODevice *vbasedev)
+{
+    VFIOContainerBase *bcontainer = vbasedev->bcontainer;
+    VFIOUserContainer *container;
+    VFIOAddressSpace *space;
+
+    if (!bcontainer) {
+        return;
+    }
+    container = user_container(bcontainer);
+    space = bcontainer->space;
+
+    QLIST_REMOVE(vbasedev, global_next);
+    QLIST_REMOVE(vbasedev, container_next);
+    vbasedev->bcontainer = NULL;
+
+    /* Unmaps everything: the server is told while it still listens. */
+    memory_listener_unregister(&bcontainer->listener);
+    vfio_user_set_request_handler(container->proxy, NULL, NULL);
+    vfio_user_dma_table_free(container->dma);
+    container->dma = NULL;
+    object_unref(container);
+    vfio_put_address_space(space);
+}
+
+void vfio_user_container_dma_stats(VFIODevice *vbasedev,
+                                   VFIOUserDMAStats *stats)
+{
+    memset(stats, 0, sizeof(*stats));
+    if (vbasedev->bcontainer) {
+        vfio_user_dma_get_stats(user_container(vbasedev->bcontainer)->dma,
+                                stats);
+    }
+}
+
+static void vfio_iommu_user_class_init(ObjectClass *klass, void *data)
+{
+    VFIOIOMMUClass *vioc = VFIO_IOMMU_CLASS(klass);
+
+    vioc->attach_device = vfio_user_container_attach;
+    vioc->detach_device = vfio_user_container_detach;
+    vioc->dma_map = vfio_user_dma_map;
+    vioc->dma_unmap = vfio_user_dma_unmap;
+}
+
+static const TypeInfo vfio_iommu_user_info = {
+    .name = TYPE_VFIO_IOMMU_USER,
+    .parent = TYPE_VFIO_IOMMU,
+    .instance_size = sizeof(VFIOUserContainer),
+    .class_init = vfio_iommu_user_class_init,
+};
+
+static void vfio_iommu_user_register_types(void)
+{
+    type_register_static(&vfio_iommu_user_info);
+}
+
+type_init(vfio_iommu_user_register_types)

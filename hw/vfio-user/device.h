@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * vfio-user client: the device operations of hw/vfio, over the socket.
+ */
+
+#ifndef HW_VFIO_USER_DEVICE_H
+#define HW_VFIO_USER_DEVICE_H
+
+#include "hw/vfio/vfio-common.h"
+#include "hw/vfio-user/proxy.h"
+
+/* Bounds on what a server may declare (vfio-pci has 9 regions, 5 irqs). */
+#define VFIO_USER_MAX_REGIONS       64
+#define VFIO_USER_MAX_IRQS          16
+#define VFIO_USER_MAX_IRQ_COUNT     2048    /* MSI-X table entries */
+#define VFIO_USER_MAX_REGION_INFO   (64 * KiB)
+
+/* What the device operations need beside the VFIODevice. */
+typedef struct VFIOUserDevice {
+    VFIOUserProxy *proxy;
+    int *region_fds;            /* mmap fd per region index, or -1 */
+    uint32_t num_region_fds;
+    bool post_writes;           /* BAR writes may be posted */
+    bool secure_dma;            /* never send a memory fd */
+} VFIOUserDevice;
+
+extern const VFIODeviceIOOps vfio_user_device_io_ops;
+
+/* Implemented by the device type that embeds the VFIODevice. */
+VFIOUserDevice *vfio_user_device_of(VFIODevice *vbasedev);
+
+void vfio_user_device_init_fds(VFIOUserDevice *udev, uint32_t num_regions);
+void vfio_user_device_close_fds(VFIOUserDevice *udev);
+
+#endif /* HW_VFIO_USER_DEVICE_H */

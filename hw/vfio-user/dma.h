@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * vfio-user client: the table of what the server may DMA to, and the
+ * servicing of its DMA_READ/DMA_WRITE requests.
+ */
+
+#ifndef HW_VFIO_USER_DMA_H
+#define HW_VFIO_USER_DMA_H
+
+#include "hw/vfio-user/proxy.h"
+
+typedef struct VFIOUserDMATable VFIOUserDMATable;
+
+VFIOUserDMATable *vfio_user_dma_table_new(VFIOUserProxy *proxy);
+void vfio_user_dma_table_free(VFIOUserDMATable *table);
+
+/*
+ * Enter [iova, iova + size) -> host memory at @vaddr.  Must happen before
+ * the DMA_MAP that announces it is sent.  Fails with -EEXIST on overlap.
+ */
+int vfio_user_dma_table_add(VFIOUserDMATable *table, uint64_t iova,
+                            uint64_t size, void *vaddr, bool writable);
+
+typedef struct VFIOUserDMARange {
+    uint64_t iova;
+    uint64_t size;
+} VFIOUserDMARange;
+
+/*
+ * Remove every mapping that overlaps [iova, iova + size), waiting for
+ * requests in flight to finish: once this returns, the server can no
+ * longer reach that memory through us, and the DMA_UNMAPs may be sent.
+ * Returns the removed mappings (VFIOUserDMARange), whole, since the
+ * protocol unmaps exactly what was mapped.
+ */
+GArray *vfio_user_dma_table_remove(VFIOUserDMATable *table, uint64_t iova,
+                                   uint64_t size);
+
+/* Number of mappings in the table. */
+guint vfio_user_dma_table_count(VFIOUserDMATable *table);
+
+/* The proxy's request handler for DMA_READ/DMA_WRITE (receive thread). */
+bool vfio_user_dma_handle_request(void *opaque, VFIOUserProxy *proxy,
+                                  const VFIOUserHdr *hdr);
+
+/* Counters, for tests and the demo. */
+typedef struct VFIOUserDMAStats {
+    uint64_t reads, writes, bytes_read, bytes_written, refused;
+} VFIOUserDMAStats;
+void vfio_user_dma_get_stats(VFIOUserDMATable *table, VFIOUserDMAStats *st);
+
+#endif /* HW_VFIO_USER_DMA_H */

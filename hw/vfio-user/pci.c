@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * vfio-user-pci: a PCI device emulated by a vfio-user server in another
+ * process, reached over a UNIX socket.
+ *
+ * It is a vfio-pci-base device: hw/vfio's PCI code does config space
+ * emulation, BARs, MSI/MSI-X/INTx and reset, through the device I/O
+ * operations of device.c and the IOMMU backend of container.c instead of
+ * a kernel fd.
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/qapi-visit-sockets.h"
+#include "qapi/visitor.h"
+#include "qemu/error-report.h"
+#include "migration/blocker.h"
+#include "hw/qdev-properties.h"
+#include "hw/vfio/pci.h"
+#include "hw/vfio-user/container.h"
+#include "hw/vfio-user/device.h"
+#include "trace.h"
+
+#define TYPE_VFIO_USER_PCI "vfio-user-pci"
+OBJECT_DECLARE_SIMPLE_TYPE(VFIOUserPCIDevice, VFIO_USER_PCI)
+
+#define VFIO_USER_DEFAULT_TIMEOUT_MS    5000
+
+struct VFIOUserPCIDevice {
+    VFIOPCIDevice parent_obj;
+
+    SocketAddress *socket;
+    uint32_t timeout_ms;
+    bool post_writes;
+    bool secure_dma;
+
+    VFIOUserDevice udev;
+    Error *migration_blocker;
+};
+
+VFIOUserDevice *vfio_user_device_of(VFIODevice *vbasedev)
+{
+    VFIOPCIDevice *vdev = container_of(vbasedev, VFIOPCIDevice, vbasedev);
+
+    return &VFIO_USER_PCI(vdev)->udev;
+}
+
+/* The server went away: the guest sees a failed device from now on. */
+static void vfio_user_pci_server_died(void *opaque)
+{
+    VFIOUserPCIDevice *udev = opaque;
+
+    trace_vfio_user_pci_server_died(udev->parent_obj.vbasedev.name);
+}
+
+/*
+ * A PCI BAR is a power of two: pci_register_bar() asserts it.  A server
+ * that declares anything else is refused here, with a clear error.
+ */
+static bool vfio_user_pci_check_bars(VFIOPCIDevice *vdev, Error **errp)
+{
+    for (int i = 0; i < PCI_ROM_SLOT; i++) {
+        uint64_t size = vdev->bars[i].region.size;
+
+        if (size && !is_power_of_2(size)) {
+            error_setg(errp, "BAR%d size 0x%" PRIx64 " is not a power of "
+                       "two", i, size);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
+{
+    ERRP_GUARD();
+    VFIOUserPCIDevice *udev = VFIO_USER_PCI(pdev);
+    VFIOPCIDevice *vdev = VFIO_PCI(pdev);
+    VFIODevice *vbasedev = &vdev->vbasedev;
+    const char *id = DEVICE(pdev)->id;
+
+    if (!udev->socket) {
+        error_setg(errp, "vfio-user-pci: property 'socket' is required");
+        return;
+    }
+
+    /* vfio-pci-base's instance_init did vfio_device_init(). */
+    vbasedev->name = id ? g_strdup_printf("vfio-user-pci '%s'", id) :
+                          g_strdup("vfio-user-pci");
+    vbasedev->io_ops = &vfio_user_device_io_ops;
+    udev->udev.post_writes = udev->post_writes;
+    udev->udev.secure_dma = udev->secure_dma;
+
+    udev->udev.proxy = vfio_user_connect(udev->socket, vbasedev->name,
+                                         udev->timeout_ms,
+                                         &DEVICE(pdev)->mem_reentrancy_guard,
+                                         errp);
+    if (!udev->udev.proxy) {
+        return;
+    }
+    vfio_user_set_death_notifier(udev->udev.proxy,
+                                 vfio_user_pci_server_died, udev);
+    if (!vfio_user_negotiate(udev->udev.proxy, errp)) {
+        goto error;
+    }
+
+    error_setg(&udev->migration_blocker,
+               "%s: migration of vfio-user devices is not supported",
+               vfio_user_name(udev->udev.proxy));
+    if (migrate_add_blocker(&udev->migration_blocker, errp) < 0) {
+        goto error;
+    }
+
+    if (!vfio_attach_device_by_iommu_type(TYPE_VFIO_IOMMU_USER,
+                                          vbasedev->name, vbasedev,
+                                          pci_device_iommu_address_space(pdev),
+                                          errp)) {
+        goto error;
+    }
+    if (!vfio_pci_populate_device(vdev, errp) ||
+        !vfio_user_pci_check_bars(vdev, errp) ||
+        !vfio_pci_config_setup(vdev, errp)) {
+        goto error;
+    }
+    if (!vfio_pci_interrupt_setup(vdev, errp)) {
+        vfio_pci_realize_cleanup(vdev);
+        goto error;
+    }
+    return;
+
+error:
+    error_prepend(errp, "%s: ", udev->udev.proxy ?
+                  vfio_user_name(udev->udev.proxy) : vbasedev->name);
+}
+
+static void vfio_user_pci_exit(PCIDevice *pdev)
+{
+    VFIOPCIDevice *vdev = VFIO_PCI(pdev);
+
+    vfio_pci_device_exit(vdev);
+}
+
+static void vfio_user_pci_finalize(Object *obj)
+{
+    VFIOUserPCIDevice *udev = VFIO_USER_PCI(obj);
+    VFIODevice *vbasedev = &udev->parent_obj.vbasedev;
+
+    /* The base class's finalize has put the device: unmapped, detached. */
+    vfio_user_container_detach(vbasedev);
+    vfio_user_disconnect(udev->udev.proxy);
+    udev->udev.proxy = NULL;
+    vfio_user_device_close_fds(&udev->udev);
+    migrate_del_blocker(&udev->migration_blocker);
+}
+
+static void vfio_user_pci_reset(DeviceState *dev)
+{
+    VFIOPCIDevice *vdev = VFIO_PCI(dev);
+    VFIODevice *vbasedev = &vdev->vbasedev;
+
+    vfio_pci_pre_reset(vdev);
+    if (vbasedev->reset_works && vbasedev->io_ops->device_reset(vbasedev)) {
+        warn_report("%s: device reset failed", vbasedev->name);
+    }
+    vfio_pci_post_reset(vdev);
+}
+
+static void vfio_user_pci_get_socket(Object *obj, Visitor *v,
+                                     const char *name, void *opaque,
+                                     Error **errp)
+{
+    VFIOUserPCIDevice *udev = VFIO_USER_PCI(obj);
+
+    visit_type_SocketAddress(v, name, &udev->socket, errp);
+}
+
+static void vfio_user_pci_set_socket(Object *obj, Visitor *v,
+                                     const char *name, void *opaque,
+                                     Error **errp)
+{
+    VFIOUserPCIDevice *udev = VFIO_USER_PCI(obj);
+    SocketAddress *addr = NULL;
+
+    if (DEVICE(obj)->realized) {
+        error_setg(errp, "cannot change the socket of a realized device");
+        return;
+    }
+    if (!visit_type_SocketAddress(v, name, &addr, errp)) {
+        return;
+    }
+    if (addr->type != SOCKET_ADDRESS_TYPE_UNIX &&
+        addr->type != SOCKET_ADDRESS_TYPE_FD) {
+        error_setg(errp, "vfio-user-pci: socket must be a UNIX socket "
+                   "(type=unix) or a connected socket fd (type=fd)");
+        qapi_free_SocketAddress(addr);
+        return;
+    }
+    qapi_free_SocketAddress(udev->socket);
+    udev->socket = addr;
+}
+
+static const Property vfio_user_pci_properties[] = {
+    DEFINE_PROP_UINT32("x-msg-timeout", VFIOUserPCIDevice, timeout_ms,
+                       VFIO_USER_DEFAULT_TIMEOUT_MS),
+    DEFINE_PROP_BOOL("x-post-writes", VFIOUserPCIDevice, post_writes, true),
+    DEFINE_PROP_BOOL("secure-dma", VFIOUserPCIDevice, secure_dma, false),
+};
+
+static void vfio_user_pci_class_init(ObjectClass *klass, void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(klass);
+    PCIDeviceClass *pdc = PCI_DEVICE_CLASS(klass);
+
+    device_class_set_legacy_reset(dc, vfio_user_pci_reset);
+    device_class_set_props(dc, vfio_user_pci_properties);
+    object_class_property_add(klass, "socket", "SocketAddress",
+                              vfio_user_pci_get_socket,
+                              vfio_user_pci_set_socket, NULL, NULL);
+    object_class_property_set_description(klass, "socket",
+        "the vfio-user server's UNIX socket (socket.type=unix,"
+        "socket.path=PATH) or a connected socket (socket.type=fd,"
+        "socket.str=FD)");
+    object_class_property_set_description(klass, "secure-dma",
+        "never give the server a guest memory fd: it must ask for every "
+        "access with DMA_READ/DMA_WRITE, which the client checks");
+    object_class_property_set_description(klass, "x-msg-timeout",
+        "how long to wait for a reply from the server, in ms");
+    object_class_property_set_description(klass, "x-post-writes",
+        "send BAR writes without waiting for their reply");
+    dc->desc = "vfio-user PCI device (emulated by another process)";
+    pdc->realize = vfio_user_pci_realize;
+    pdc->exit = vfio_user_pci_exit;
+}
+
+static const TypeInfo vfio_user_pci_info = {
+    .name = TYPE_VFIO_USER_PCI,
+    .parent = TYPE_VFIO_PCI_BASE,
+    .instance_size = sizeof(VFIOUserPCIDevice),
+    .instance_finalize = vfio_user_pci_finalize,
+    .class_init = vfio_user_pci_class_init,
+};
+
+static void vfio_user_pci_register_types(void)
+{
+    type_register_static(&vfio_user_pci_info);
+}
+
+type_init(vfio_user_pci_register_types)

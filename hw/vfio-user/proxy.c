@@ -1,0 +1,852 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * vfio-user client: the connection to a server.
+ *
+ * Threads and locks
+ * -----------------
+ * Any thread may send a request (vCPU threads for BAR accesses, the main
+ * loop for setup and DMA_MAP): vfio_user_request() queues a pending entry
+ * under proxy->lock, sends the whole message under proxy->send_lock and
+ * sleeps on the entry's condition variable until the reply arrives or the
+ * timeout passes.
+ *
+ * One receive thread per connection reads every byte the server sends.
+ * For a reply it looks up the pending entry by id, marks it busy and
+ * reads the payload straight into the waiter's buffer (no copy); a reply
+ * nobody waits for any more (late, unknown id, duplicate) is read to its
+ * end and dropped, so the stream never desynchronises.  Requests from the
+ * server (DMA_READ/WRITE) are serviced in this thread by the handler the
+ * device installed, which is why a server that DMAs while a vCPU waits
+ * for one of its replies does not stall: the waiter holds no lock the
+ * receive thread needs, and no main-loop hop is involved.
+ *
+ * A waiter never waits past its timeout: when the receive thread is stuck
+ * in the middle of that waiter's reply (a server that stalls mid-message),
+ * the waiter declares the connection dead, which shuts the socket down
+ * and unblocks the receive thread.  When the connection dies every
+ * pending request fails at once with -ECONNRESET, and the device is told
+ * from a bottom half in the main loop.
+ *
+ * Lock order: send_lock is never taken with lock held.
+ */
+
+#include "qemu/osdep.h"
+#include <poll.h>
+#include "qapi/error.h"
+#include "qemu/error-report.h"
+#include "qemu/iov.h"
+#include "qemu/main-loop.h"
+#include "qemu/units.h"
+#include "qobject/qdict.h"
+#include "qobject/qjson.h"
+#include "qobject/qnum.h"
+#include "io/channel-socket.h"
+#include "hw/vfio-user/proxy.h"
+#include "trace.h"
+
+/* Largest message we accept: a DMA_WRITE of our maximum size. */
+#define VFIO_USER_MAX_RECV_MSG \
+    (sizeof(VFIOUserHdr) + sizeof(VFIOUserDMARW) + VFIO_USER_CLIENT_MAX_XFER)
+#define VFIO_USER_VERSION_MAX   4096
+
+typedef struct VFIOUserPending {
+    uint16_t id;
+    uint16_t cmd;
+    VFIOUserReply *reply;
+    int error;          /* positive errno, valid once done */
+    bool done;
+    bool busy;          /* the receive thread is filling reply */
+    QemuCond cond;
+    QTAILQ_ENTRY(VFIOUserPending) next;
+} VFIOUserPending;
+
+struct VFIOUserProxy {
+    char *name;
+    QIOChannelSocket *sioc;
+    QIOChannel *ioc;
+    int fd;
+    uint32_t timeout_ms;
+
+    QemuMutex send_lock;
+
+    QemuMutex lock;
+    QTAILQ_HEAD(, VFIOUserPending) pending;
+    uint16_t next_id;
+    bool dead;
+    char *death_reason;
+
+    QemuThread recv_thread;
+    bool recv_running;
+    VFIOUserRequestHandler handler;     /* under lock */
+    void *handler_opaque;
+    bool handler_busy;                  /* handler running, under lock */
+    QemuCond handler_idle;
+
+    QEMUBH *death_bh;
+    void (*death_notify)(void *opaque);
+    void *death_opaque;
+
+    VFIOUserPeerCaps caps;
+};
+
+static int64_t now_ms(void)
+{
+    return g_get_monotonic_time() / 1000;
+}
+
+static void proxy_close_fds(int *fds, size_t nfds)
+{
+    for (size_t i = 0; i < nfds; i++) {
+        close(fds[i]);
+    }
+}
+
+/*
+ * Mark the connection dead and fail every pending request at once (an
+ * entry the receive thread is filling is finished by that thread).
+ * Returns true for the first caller.
+ */
+static bool proxy_mark_dead(VFIOUserProxy *proxy, char *reason)
+{
+    VFIOUserPending *p;
+    bool first;
+
+    qemu_mutex_lock(&proxy->lock);
+    first = !proxy->dead;
+    if (first) {
+        qatomic_set(&proxy->dead, true);
+        proxy->death_reason = reason;
+        QTAILQ_FOREACH(p, &proxy->pending, next) {
+            if (!p->busy) {
+                p->error = ECONNRESET;
+                p->done = true;
+                qemu_cond_signal(&p->cond);
+            }
+        }
+    } else {
+        g_free(reason);
+    }
+    qemu_mutex_unlock(&proxy->lock);
+
+    /* Wakes the receive thread, and any writer stuck on a full socket. */
+    qio_channel_shutdown(proxy->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, NULL);
+    return first;
+}
+
+/* The connection failed: mark it dead and tell the device. */
+static void G_GNUC_PRINTF(2, 0)
+proxy_vkill(VFIOUserProxy *proxy, const char *fmt, va_list ap)
+{
+    char *reason = g_strdup_vprintf(fmt, ap);
+
+    trace_vfio_user_connection_dead(proxy->name, reason);
+    if (proxy_mark_dead(proxy, reason)) {
+        qemu_bh_schedule(proxy->death_bh);
+    }
+}
+
+static void G_GNUC_PRINTF(2, 3)
+proxy_kill(VFIOUserProxy *proxy, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    proxy_vkill(proxy, fmt, ap);
+    va_end(ap);
+}
+
+void vfio_user_abort(VFIOUserProxy *proxy, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    proxy_vkill(proxy, fmt, ap);
+    va_end(ap);
+}
+
+static void proxy_death_bh(void *opaque)
+{
+    VFIOUserProxy *proxy = opaque;
+
+    error_report("vfio-user: %s: connection to the server lost: %s",
+                 proxy->name, proxy->death_reason);
+    if (proxy->death_notify) {
+        proxy->death_notify(proxy->death_opaque);
+    }
+}
+
+/*
+ * Write a whole message, giving up (and killing the connection, since a
+ * partial message cannot be taken back) when the server does not read
+ * within the timeout.  Caller holds send_lock.
+ */
+static int proxy_write(VFIOUserProxy *proxy, const struct iovec *iov_in,
+                       unsigned int niov, const int *fds, size_t nfds)
+{
+    struct iovec local[4];
+    g_autofree struct iovec *copy = NULL;
+    struct iovec *iov = local;
+    int64_t deadline = now_ms() + proxy->timeout_ms;
+
+    if (niov > ARRAY_SIZE(local)) {
+        iov = copy = g_new(struct iovec, niov);
+    }
+    memcpy(iov, iov_in, niov * sizeof(*iov));
+
+    while (niov > 0) {
+        Error *err = NULL;
+        ssize_t n = qio_channel_writev_full(proxy->ioc, iov, niov,
+                                            (int *)fds, nfds, 0, &err);
+
+        if (n == QIO_CHANNEL_ERR_BLOCK) {
+            struct pollfd pfd = { .fd = proxy->fd, .events = POLLOUT };
+            int64_t left = deadline - now_ms();
+
+            if (left <= 0) {
+                proxy_kill(proxy, "the server stopped reading (send timed "
+                           "out after %u ms)", proxy->timeout_ms);
+                return -ETIMEDOUT;
+            }
+            poll(&pfd, 1, left);
+            continue;
+        }
+        if (n < 0) {
+            proxy_kill(proxy, "send failed: %s", error_get_pretty(err));
+            error_free(err);
+            return -ECONNRESET;
+        }
+        fds = NULL;
+        nfds = 0;
+        iov_discard_front(&iov, &niov, n);
+    }
+    return 0;
+}
+
+static int proxy_send(VFIOUserProxy *proxy, VFIOUserHdr *hdr,
+                      const struct iovec *iov, size_t niov,
+                      const int *fds, size_t nfds)
+{
+    struct iovec small[4];
+    g_autofree struct iovec *big = NULL;
+    struct iovec *all = niov < ARRAY_SIZE(small) ? small :
+                        (big = g_new(struct iovec, niov + 1));
+    size_t size = sizeof(*hdr);
+    int ret;
+
+    all[0] = (struct iovec) { .iov_base = hdr, .iov_len = sizeof(*hdr) };
+    for (size_t i = 0; i < niov; i++) {
+        all[i + 1] = iov[i];
+        size += iov[i].iov_len;
+    }
+    if (size > UINT32_MAX) {
+        return -E2BIG;
+    }
+    hdr->size = size;
+
+    qemu_mutex_lock(&proxy->send_lock);
+    if (qatomic_read(&proxy->dead)) {
+        ret = -ECONNRESET;
+    } else {
+        ret = proxy_write(proxy, all, niov + 1, fds, nfds);
+    }
+    qemu_mutex_unlock(&proxy->send_lock);
+    return ret;
+}
+
+/*
+ * Read exactly the bytes described by @iov, in the receive thread.  fds
+ * that arrive with the first bytes are returned through @fds/@nfds.
+ * Blocks until the data is there: only a shutdown of the socket (by
+ * proxy_kill or vfio_user_disconnect) interrupts a stalled server.
+ */
+static int proxy_read(VFIOUserProxy *proxy, const struct iovec *iov_in,
+                      unsigned int niov, int **fds, size_t *nfds)
+{
+    struct iovec local[4];
+    g_autofree struct iovec *copy = NULL;
+    struct iovec *iov = local;
+
+    /* Header and small payloads stay off the heap. */
+    if (niov > ARRAY_SIZE(local)) {
+        iov = copy = g_new(struct iovec, niov);
+    }
+    memcpy(iov, iov_in, niov * sizeof(*iov));
+    while (niov > 0 && iov_size(iov, niov) > 0) {
+        int *rfds = NULL;
+        size_t nrfds = 0;
+        Error *err = NULL;
+        ssize_t n = qio_channel_readv_full(proxy->ioc, iov, niov,
+                                           fds ? &rfds : NULL,
+                                           fds ? &nrfds : NULL, 0, &err);
+
+        if (n == QIO_CHANNEL_ERR_BLOCK) {
+            struct pollfd pfd = { .fd = proxy->fd, .events = POLLIN };
+
+            poll(&pfd, 1, -1);
+            continue;
+        }
+        if (n < 0) {
+            error_free(err);
+            return -EIO;
+        }
+        if (nrfds) {
+            *fds = g_renew(int, *fds, *nfds + nrfds);
+            memcpy(*fds + *nfds, rfds, nrfds * sizeof(int));
+            *nfds += nrfds;
+            g_free(rfds);
+        }
+        if (n == 0) {
+            return -ECONNRESET;
+        }
+        iov_discard_front(&iov, &niov, n);
+    }
+    return 0;
+}
+
+int vfio_user_recv_payload(VFIOUserProxy *proxy, const struct iovec *iov,
+                           size_t niov)
+{
+    return proxy_read(proxy, iov, niov, NULL, NULL);
+}
+
+int vfio_user_discard(VFIOUserProxy *proxy, size_t len)
+{
+    char buf[4096];
+
+    while (len > 0) {
+        struct iovec iov = { .iov_base = buf,
+                             .iov_len = MIN(len, sizeof(buf)) };
+        int ret = proxy_read(proxy, &iov, 1, NULL, NULL);
+
+        if (ret < 0) {
+            return ret;
+        }
+        len -= iov.iov_len;
+    }
+    return 0;
+}
+
+int vfio_user_send_reply(VFIOUserProxy *proxy, const VFIOUserHdr *req,
+                         const struct iovec *iov, size_t niov)
+{
+    VFIOUserHdr hdr = {
+        .id = req->id,
+        .command = req->command,
+        .flags = VFIO_USER_REPLY,
+    };
+
+    return proxy_send(proxy, &hdr, iov, niov, NULL, 0);
+}
+
+int vfio_user_send_error(VFIOUserProxy *proxy, const VFIOUserHdr *req,
+                         int err)
+{
+    VFIOUserHdr hdr = {
+        .id = req->id,
+        .command = req->command,
+        .flags = VFIO_USER_REPLY | VFIO_USER_ERROR,
+        .error_reply = err,
+    };
+
+    return proxy_send(proxy, &hdr, NULL, 0, NULL, 0);
+}
+
+/* A reply: give it to its waiter, or drop it whole. */
+static bool proxy_handle_reply(VFIOUserProxy *proxy, const VFIOUserHdr *hdr,
+                               size_t payload, int *fds, size_t nfds)
+{
+    VFIOUserPending *p;
+    VFIOUserReply *reply;
+    int error = 0;
+    int ret;
+
+    qemu_mutex_lock(&proxy->lock);
+    QTAILQ_FOREACH(p, &proxy->pending, next) {
+        if (p->id == hdr->id && !p->done) {
+            break;
+        }
+    }
+    if (p) {
+        p->busy = true;
+    }
+    qemu_mutex_unlock(&proxy->lock);
+
+    if (!p) {
+        trace_vfio_user_reply_dropped(proxy->name, hdr->id, hdr->command,
+                                      payload);
+        proxy_close_fds(fds, nfds);
+        return vfio_user_discard(proxy, payload) == 0;
+    }
+
+    reply = p->reply;
+    if (hdr->command != p->cmd) {
+        error = EPROTO;
+        ret = vfio_user_discard(proxy, payload);
+        proxy_close_fds(fds, nfds);
+    } else if (hdr->flags & VFIO_USER_ERROR) {
+        /* A positive errno; anything else is not one. */
+        error = hdr->error_reply > 0 && hdr->error_reply < 4096 ?
+                hdr->error_reply : EIO;
+        ret = vfio_user_discard(proxy, payload);
+        proxy_close_fds(fds, nfds);
+    } else {
+        size_t want = reply ? MIN(payload, reply->max) : 0;
+        struct iovec iov = { .iov_base = reply ? reply->buf : NULL,
+                             .iov_len = want };
+        size_t keep = reply ? MIN(nfds, reply->max_fds) : 0;
+
+        ret = want ? proxy_read(proxy, &iov, 1, NULL, NULL) : 0;
+        if (ret == 0) {
+            ret = vfio_user_discard(proxy, payload - want);
+        }
+        if (reply) {
+            reply->len = payload;
+            memcpy(reply->fds, fds, keep * sizeof(int));
+            reply->nfds = keep;
+        }
+        proxy_close_fds(fds + keep, nfds - keep);
+    }
+
+    qemu_mutex_lock(&proxy->lock);
+    p->busy = false;
+    p->done = true;
+    p->error = ret < 0 ? ECONNRESET : error;
+    qemu_cond_signal(&p->cond);
+    qemu_mutex_unlock(&proxy->lock);
+    return ret == 0;
+}
+
+/* A request from the server (DMA_READ/DMA_WRITE). */
+static bool proxy_handle_request(VFIOUserProxy *proxy,
+                                 const VFIOUserHdr *hdr, size_t payload)
+{
+    VFIOUserRequestHandler handler;
+    void *opaque;
+
+    qemu_mutex_lock(&proxy->lock);
+    handler = proxy->handler;
+    opaque = proxy->handler_opaque;
+    proxy->handler_busy = handler != NULL;
+    qemu_mutex_unlock(&proxy->lock);
+
+    if (handler) {
+        bool ok = handler(opaque, proxy, hdr);
+
+        qemu_mutex_lock(&proxy->lock);
+        proxy->handler_busy = false;
+        qemu_cond_broadcast(&proxy->handler_idle);
+        qemu_mutex_unlock(&proxy->lock);
+        return ok;
+    }
+    trace_vfio_user_request_refused(proxy->name, hdr->id, hdr->command,
+                                    ENOSYS);
+    if (vfio_user_discard(proxy, payload) < 0) {
+        return false;
+    }
+    if (!(hdr->flags & VFIO_USER_NO_REPLY)) {
+        vfio_user_send_error(proxy, hdr, ENOSYS);
+    }
+    return true;
+}
+
+static void *proxy_recv_thread(void *opaque)
+{
+    VFIOUserProxy *proxy = opaque;
+
+    while (!qatomic_read(&proxy->dead)) {
+        VFIOUserHdr hdr;
+        struct iovec iov = { .iov_base = &hdr, .iov_len = sizeof(hdr) };
+        int *fds = NULL;
+        size_t nfds = 0, payload;
+        bool ok;
+        int ret;
+
+        ret = proxy_read(proxy, &iov, 1, &fds, &nfds);
+        if (ret < 0) {
+            proxy_close_fds(fds, nfds);
+            g_free(fds);
+            proxy_kill(proxy, ret == -ECONNRESET ? "the server closed the "
+                       "connection" : "socket read error");
+            break;
+        }
+        if (hdr.size < sizeof(hdr) || hdr.size > VFIO_USER_MAX_RECV_MSG) {
+            proxy_close_fds(fds, nfds);
+            g_free(fds);
+            proxy_kill(proxy, "message id %u (command %u) has size %u, "
+                       "outside [%zu, %zu]", hdr.id, hdr.command, hdr.size,
+                       sizeof(hdr), (size_t)VFIO_USER_MAX_RECV_MSG);
+            break;
+        }
+        payload = hdr.size - sizeof(hdr);
+        trace_vfio_user_recv(proxy->name, hdr.id, hdr.command, hdr.size,
+                             hdr.flags, nfds);
+
+        switch (hdr.flags & VFIO_USER_TYPE) {
+        case VFIO_USER_REPLY:
+            ok = proxy_handle_reply(proxy, &hdr, payload, fds, nfds);
+            break;
+        case VFIO_USER_REQUEST:
+            /* The server's requests never carry fds. */
+            proxy_close_fds(fds, nfds);
+            ok = proxy_handle_request(proxy, &hdr, payload);
+            break;
+        default:
+            proxy_close_fds(fds, nfds);
+            trace_vfio_user_reply_dropped(proxy->name, hdr.id, hdr.command,
+                                          payload);
+            ok = vfio_user_discard(proxy, payload) == 0;
+            break;
+        }
+        g_free(fds);
+        if (!ok) {
+            proxy_kill(proxy, "receive failed in message id %u (command %u)",
+                       hdr.id, hdr.command);
+            break;
+        }
+    }
+    return NULL;
+}
+
+int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
+                      const struct iovec *iov, size_t niov,
+                      const int *fds, size_t nfds, VFIOUserReply *reply)
+{
+    VFIOUserPending p = { .cmd = cmd, .reply = reply };
+    VFIOUserHdr hdr = { .command = cmd, .flags = VFIO_USER_REQUEST };
+    int64_t deadline;
+    int ret;
+
+    if (reply) {
+        reply->len = 0;
+        reply->nfds = 0;
+    }
+    qemu_cond_init(&p.cond);
+
+    qemu_mutex_lock(&proxy->lock);
+    if (proxy->dead) {
+        qemu_mutex_unlock(&proxy->lock);
+        qemu_cond_destroy(&p.cond);
+        return -ECONNRESET;
+    }
+    p.id = hdr.id = proxy->next_id++;
+    QTAILQ_INSERT_TAIL(&proxy->pending, &p, next);
+    qemu_mutex_unlock(&proxy->lock);
+
+    trace_vfio_user_send(proxy->name, hdr.id, cmd, iov_size(iov, niov), nfds);
+    ret = proxy_send(proxy, &hdr, iov, niov, fds, nfds);
+
+    qemu_mutex_lock(&proxy->lock);
+    deadline = now_ms() + proxy->timeout_ms;
+    while (ret == 0 && !p.done) {
+        int64_t left = deadline - now_ms();
+
+        if (left <= 0 && p.busy) {
+            /*
+             * The server stalls in the middle of our reply: the stream
+             * is lost, and our buffer is in use until the receive
+             * thread lets go of it.  Kill the connection to make it.
+             */
+            qemu_mutex_unlock(&proxy->lock);
+            proxy_kill(proxy, "the server stalled in the middle of the "
+                       "reply to message id %u", p.id);
+            qemu_mutex_lock(&proxy->lock);
+            while (!p.done) {
+                qemu_cond_wait(&p.cond, &proxy->lock);
+            }
+            break;
+        }
+        if (left <= 0) {
+            ret = -ETIMEDOUT;
+            break;
+        }
+        qemu_cond_timedwait(&p.cond, &proxy->lock, left);
+    }
+    if (ret == 0 && p.done) {
+        ret = -p.error;
+    }
+    QTAILQ_REMOVE(&proxy->pending, &p, next);
+    qemu_mutex_unlock(&proxy->lock);
+    qemu_cond_destroy(&p.cond);
+
+    if (ret == -ETIMEDOUT) {
+        trace_vfio_user_timeout(proxy->name, p.id, cmd, proxy->timeout_ms);
+    }
+    return ret;
+}
+
+int vfio_user_post(VFIOUserProxy *proxy, uint16_t cmd,
+                   const struct iovec *iov, size_t niov)
+{
+    VFIOUserHdr hdr = {
+        .command = cmd,
+        .flags = VFIO_USER_REQUEST | VFIO_USER_NO_REPLY,
+    };
+
+    qemu_mutex_lock(&proxy->lock);
+    hdr.id = proxy->next_id++;
+    qemu_mutex_unlock(&proxy->lock);
+    trace_vfio_user_send(proxy->name, hdr.id, cmd, iov_size(iov, niov), 0);
+    return proxy_send(proxy, &hdr, iov, niov, NULL, 0);
+}
+
+VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *devname,
+                                 uint32_t timeout_ms,
+                                 MemReentrancyGuard *guard, Error **errp)
+{
+    g_autoptr(QIOChannelSocket) sioc = qio_channel_socket_new();
+    VFIOUserProxy *proxy;
+    const char *where;
+
+    if (addr->type == SOCKET_ADDRESS_TYPE_UNIX) {
+        where = addr->u.q_unix.path;
+    } else if (addr->type == SOCKET_ADDRESS_TYPE_FD) {
+        where = addr->u.fd.str;
+    } else {
+        error_setg(errp, "vfio-user: socket must be a UNIX socket path "
+                   "or an fd");
+        return NULL;
+    }
+
+    if (qio_channel_socket_connect_sync(sioc, addr, errp) < 0) {
+        error_prepend(errp, "vfio-user: cannot connect to '%s': ", where);
+        return NULL;
+    }
+    if (!qio_channel_has_feature(QIO_CHANNEL(sioc),
+                                 QIO_CHANNEL_FEATURE_FD_PASS)) {
+        error_setg(errp, "vfio-user: '%s' cannot pass file descriptors "
+                   "(not a UNIX socket?)", where);
+        return NULL;
+    }
+    if (qio_channel_set_blocking(QIO_CHANNEL(sioc), false, errp) < 0) {
+        return NULL;
+    }
+
+    proxy = g_new0(VFIOUserProxy, 1);
+    proxy->name = g_strdup_printf("%s (socket %s)", devname, where);
+    proxy->sioc = g_steal_pointer(&sioc);
+    proxy->ioc = QIO_CHANNEL(proxy->sioc);
+    proxy->fd = proxy->sioc->fd;
+    proxy->timeout_ms = timeout_ms;
+    qemu_mutex_init(&proxy->send_lock);
+    qemu_mutex_init(&proxy->lock);
+    qemu_cond_init(&proxy->handler_idle);
+    QTAILQ_INIT(&proxy->pending);
+    proxy->death_bh = qemu_bh_new_guarded(proxy_death_bh, proxy, guard);
+    proxy->caps = (VFIOUserPeerCaps) {
+        .max_msg_fds = VFIO_USER_DEF_MAX_FDS,
+        .max_data_xfer_size = VFIO_USER_DEF_MAX_XFER,
+        .pgsizes = VFIO_USER_DEF_PGSIZE,
+        .max_dma_maps = VFIO_USER_DEF_MAX_DMA_MAPS,
+    };
+
+    qemu_thread_create(&proxy->recv_thread, "vfio-user-recv",
+                       proxy_recv_thread, proxy, QEMU_THREAD_JOINABLE);
+    proxy->recv_running = true;
+    return proxy;
+}
+
+void vfio_user_set_request_handler(VFIOUserProxy *proxy,
+                                   VFIOUserRequestHandler handler,
+                                   void *opaque)
+{
+    /* Once this returns, the old handler is not running and never will. */
+    qemu_mutex_lock(&proxy->lock);
+    while (proxy->handler_busy) {
+        qemu_cond_wait(&proxy->handler_idle, &proxy->lock);
+    }
+    proxy->handler_opaque = opaque;
+    proxy->handler = handler;
+    qemu_mutex_unlock(&proxy->lock);
+}
+
+void vfio_user_set_death_notifier(VFIOUserProxy *proxy,
+                                  void (*notify)(void *opaque),
+                                  void *opaque)
+{
+    proxy->death_notify = notify;
+    proxy->death_opaque = opaque;
+}
+
+const VFIOUserPeerCaps *vfio_user_peer_caps(VFIOUserProxy *proxy)
+{
+    return &proxy->caps;
+}
+
+const char *vfio_user_name(VFIOUserProxy *proxy)
+{
+    return proxy->name;
+}
+
+bool vfio_user_is_dead(VFIOUserProxy *proxy)
+{
+    return qatomic_read(&proxy->dead);
+}
+
+uint32_t vfio_user_timeout_ms(VFIOUserProxy *proxy)
+{
+    return proxy->timeout_ms;
+}
+
+/* Read an integer capability and check it lies in [min, max]. */
+static bool caps_get_uint(QDict *caps, const char *key, uint64_t min,
+                          uint64_t max, uint64_t *val, Error **errp)
+{
+    QObject *obj = qdict_get(caps, key);
+    QNum *num;
+
+    if (!obj) {
+        return true;            /* absent: keep the spec's default */
+    }
+    num = qobject_to(QNum, obj);
+    if (!num || !qnum_get_try_uint(num, val) || *val < min || *val > max) {
+        error_setg(errp, "capability %s must be an integer in [%" PRIu64
+                   ", %" PRIu64 "]", key, min, max);
+        return false;
+    }
+    return true;
+}
+
+static bool proxy_parse_caps(VFIOUserProxy *proxy, const char *json,
+                             Error **errp)
+{
+    g_autoptr(QDict) top = NULL;
+    QObject *obj, *cobj;
+    QDict *caps;
+    uint64_t v;
+
+    obj = qobject_from_json(json, errp);
+    if (!obj) {
+        return false;
+    }
+    top = qobject_to(QDict, obj);
+    if (!top) {
+        qobject_unref(obj);
+        error_setg(errp, "version data is not a JSON object");
+        return false;
+    }
+    cobj = qdict_get(top, "capabilities");
+    if (!cobj) {
+        return true;
+    }
+    caps = qobject_to(QDict, cobj);
+    if (!caps) {
+        error_setg(errp, "'capabilities' is not a JSON object");
+        return false;
+    }
+
+    v = proxy->caps.max_msg_fds;
+    if (!caps_get_uint(caps, "max_msg_fds", 1, VFIO_USER_MAX_MAX_FDS,
+                       &v, errp)) {
+        return false;
+    }
+    proxy->caps.max_msg_fds = v;
+
+    v = proxy->caps.max_data_xfer_size;
+    if (!caps_get_uint(caps, "max_data_xfer_size", sizeof(uint64_t),
+                       VFIO_USER_MAX_MAX_XFER, &v, errp)) {
+        return false;
+    }
+    proxy->caps.max_data_xfer_size = v;
+
+    v = proxy->caps.pgsizes;
+    if (!caps_get_uint(caps, "pgsizes", 1, UINT64_MAX, &v, errp)) {
+        return false;
+    }
+    if (!(v & qemu_real_host_page_size())) {
+        error_setg(errp, "capability pgsizes 0x%" PRIx64 " does not "
+                   "include the host page size", v);
+        return false;
+    }
+    proxy->caps.pgsizes = v;
+
+    v = proxy->caps.max_dma_maps;
+    if (!caps_get_uint(caps, "max_dma_maps", 1, UINT32_MAX, &v, errp)) {
+        return false;
+    }
+    proxy->caps.max_dma_maps = v;
+    return true;
+}
+
+bool vfio_user_negotiate(VFIOUserProxy *proxy, Error **errp)
+{
+    g_autofree char *json = g_strdup_printf(
+        "{\"capabilities\":{\"max_msg_fds\":%d,"
+        "\"max_data_xfer_size\":%" PRIu64 "}}",
+        VFIO_USER_CLIENT_MAX_FDS, (uint64_t)VFIO_USER_CLIENT_MAX_XFER);
+    VFIOUserVersion ver = {
+        .major = VFIO_USER_MAJOR_VER,
+        .minor = VFIO_USER_MINOR_VER,
+    };
+    struct iovec iov[2] = {
+        { .iov_base = &ver, .iov_len = sizeof(ver) },
+        { .iov_base = json, .iov_len = strlen(json) + 1 },
+    };
+    g_autofree char *buf = g_malloc0(VFIO_USER_VERSION_MAX + 1);
+    VFIOUserReply reply = { .buf = buf, .max = VFIO_USER_VERSION_MAX };
+    VFIOUserVersion *rver = (VFIOUserVersion *)buf;
+    const char *data = buf + sizeof(*rver);
+    size_t datalen;
+    int ret;
+
+    ret = vfio_user_request(proxy, VFIO_USER_VERSION, iov, 2, NULL, 0,
+                            &reply);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "vfio-user: %s: version negotiation "
+                         "failed", proxy->name);
+        return false;
+    }
+    if (reply.len < sizeof(*rver) || reply.len > VFIO_USER_VERSION_MAX) {
+        error_setg(errp, "vfio-user: %s: VERSION reply of %zu bytes",
+                   proxy->name, reply.len);
+        return false;
+    }
+    if (rver->major != VFIO_USER_MAJOR_VER ||
+        rver->minor > VFIO_USER_MINOR_VER) {
+        error_setg(errp, "vfio-user: %s: server answered version %u.%u to "
+                   "our %u.%u", proxy->name, rver->major, rver->minor,
+                   VFIO_USER_MAJOR_VER, VFIO_USER_MINOR_VER);
+        return false;
+    }
+
+    datalen = reply.len - sizeof(*rver);
+    if (datalen > 0) {
+        Error *err = NULL;
+
+        if (!memchr(data, '\0', datalen)) {
+            error_setg(errp, "vfio-user: %s: VERSION data is not "
+                       "NUL-terminated", proxy->name);
+            return false;
+        }
+        if (!proxy_parse_caps(proxy, data, &err)) {
+            error_propagate_prepend(errp, err, "vfio-user: %s: bad VERSION "
+                                    "reply: ", proxy->name);
+            return false;
+        }
+    }
+    trace_vfio_user_version(proxy->name, rver->major, rver->minor,
+                            proxy->caps.max_msg_fds,
+                            proxy->caps.max_data_xfer_size,
+                            proxy->caps.pgsizes, proxy->caps.max_dma_maps);
+    return true;
+}
+
+void vfio_user_disconnect(VFIOUserProxy *proxy)
+{
+    if (!proxy) {
+        return;
+    }
+    /* Stop the receive thread first: it may be using the handler. */
+    proxy_mark_dead(proxy, g_strdup("device removed"));
+    if (proxy->recv_running) {
+        qemu_thread_join(&proxy->recv_thread);
+    }
+    assert(QTAILQ_EMPTY(&proxy->pending));
+    qemu_bh_delete(proxy->death_bh);
+    object_unref(OBJECT(proxy->sioc));
+    qemu_cond_destroy(&proxy->handler_idle);
+    qemu_mutex_destroy(&proxy->lock);
+    qemu_mutex_destroy(&proxy->send_lock);
+    g_free(proxy->death_reason);
+    g_free(proxy->name);
+    g_free(proxy);
+}

@@ -1,0 +1,646 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * qtests for vfio-user-pci, against the test server of vfio-user-server.c
+ * running in a thread of this process.
+ *
+ * Each test checks what the guest sees (through qtest and libqos) and,
+ * where it says something about the protocol, what the server received.
+ */
+
+#include "qemu/osdep.h"
+#include <sys/socket.h>
+#include <sys/un.h>
+#include "libqtest.h"
+#include "libqos/pci.h"
+#include "libqos/pci-pc.h"
+#include "qobject/qdict.h"
+#include "hw/pci/pci_regs.h"
+#include "vfio-user-server.h"
+
+#define SLOT            4
+#define DEVFN           QPCI_DEVFN(SLOT, 0)
+#define RAM_MB          256
+#define GUEST_SRC       0x200000
+#define GUEST_DST       0x300000
+#define GUEST_MSI       0x400000
+#define WAIT_MS         5000
+
+/* Guest RAM with an fd the server can map. */
+#define MEMFD_RAM "-object memory-backend-memfd,id=mem,size=256M,share=on " \
+                  "-machine memory-backend=mem"
+
+typedef struct TestCtx {
+    char *tmpdir;
+    char *sock;
+    VUTestServer *srv;
+    QTestState *qts;
+    QPCIBus *bus;
+    QPCIDevice *dev;
+    QPCIBar bar0;
+    uint64_t bar0_size;
+} TestCtx;
+
+static void ctx_server(TestCtx *c, const VUTestServerConfig *cfg)
+{
+    c->tmpdir = g_dir_make_tmp("vfio-user-test-XXXXXX", NULL);
+    g_assert(c->tmpdir);
+    c->sock = g_build_filename(c->tmpdir, "sock", NULL);
+    c->srv = vu_test_server_new(c->sock, cfg);
+    g_assert(c->srv);
+}
+
+static void ctx_find_device(TestCtx *c)
+{
+    c->bus = qpci_new_pc(c->qts, NULL);
+    c->dev = qpci_device_find(c->bus, DEVFN);
+    g_assert(c->dev);
+    qpci_device_enable(c->dev);
+    c->bar0 = qpci_iomap(c->dev, 0, &c->bar0_size);
+}
+
+/* Start a server and QEMU with the device at slot 4. */
+static void ctx_start(TestCtx *c, const VUTestServerConfig *cfg,
+                      const char *qemu_extra, const char *dev_extra)
+{
+    ctx_server(c, cfg);
+    c->qts = qtest_initf("-machine pc -m %d %s "
+                         "-device vfio-user-pci,id=vu0,addr=%d.0,"
+                         "socket.type=unix,socket.path=%s%s",
+                         RAM_MB, qemu_extra ? qemu_extra : "", SLOT,
+                         c->sock, dev_extra ? dev_extra : "");
+    ctx_find_device(c);
+}
+
+static void ctx_stop(TestCtx *c)
+{
+    g_free(c->dev);
+    if (c->bus) {
+        qpci_free_pc(c->bus);
+    }
+    if (c->qts) {
+        qtest_quit(c->qts);
+    }
+    if (c->srv) {
+        vu_test_server_free(c->srv);
+    }
+    if (c->tmpdir) {
+        rmdir(c->tmpdir);
+    }
+    g_free(c->sock);
+    g_free(c->tmpdir);
+    memset(c, 0, sizeof(*c));
+}
+
+static uint32_t bar0_readl(TestCtx *c, uint64_t off)
+{
+    return qpci_io_readl(c->dev, c->bar0, off);
+}
+
+static void bar0_writel(TestCtx *c, uint64_t off, uint32_t val)
+{
+    qpci_io_writel(c->dev, c->bar0, off, val);
+}
+
+static void bar0_writeq(TestCtx *c, uint64_t off, uint64_t val)
+{
+    qpci_io_writeq(c->dev, c->bar0, off, val);
+}
+
+static bool region_written(GArray *writes, uint32_t region, uint64_t offset)
+{
+    for (guint i = 0; i < writes->len; i++) {
+        VUTestRegionWriteRecord *w =
+            &g_array_index(writes, VUTestRegionWriteRecord, i);
+
+        if (w->region == region && w->offset == offset) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void fill_pattern(uint8_t *buf, size_t len, uint8_t seed)
+{
+    for (size_t i = 0; i < len; i++) {
+        buf[i] = (uint8_t)(i * 7 + seed + (i >> 8));
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+
+static void test_enumerate(void)
+{
+    VUTestServerConfig cfg;
+    TestCtx c = { 0 };
+    uint64_t size;
+
+    vu_test_server_config_init(&cfg);
+    ctx_start(&c, &cfg, NULL, NULL);
+
+    g_assert_cmphex(qpci_config_readw(c.dev, PCI_VENDOR_ID), ==,
+                    cfg.vendor_id);
+    g_assert_cmphex(qpci_config_readw(c.dev, PCI_DEVICE_ID), ==,
+                    cfg.device_id);
+    g_assert_cmphex(qpci_config_readl(c.dev, PCI_CLASS_REVISION) >> 8, ==,
+                    0x00ff00);
+    g_assert_cmpuint(c.bar0_size, ==, VU_TEST_BAR0_SIZE);
+    qpci_iomap(c.dev, 1, &size);
+    g_assert_cmpuint(size, ==, VU_TEST_BAR1_SIZE);
+    qpci_iomap(c.dev, 2, &size);
+    g_assert_cmpuint(size, ==, VU_TEST_BAR2_SIZE);
+
+    /* The client negotiated, then asked for the device's description. */
+    g_assert_cmpuint(vu_test_server_cmd_count(c.srv, VFIO_USER_VERSION),
+                     ==, 1);
+    g_assert_cmpuint(vu_test_server_cmd_count(c.srv,
+                                              VFIO_USER_DEVICE_GET_INFO),
+                     >=, 1);
+    ctx_stop(&c);
+}
+
+/* The id overrides vfio-pci users expect. */
+static void test_id_override(void)
+{
+    TestCtx c = { 0 };
+
+    ctx_start(&c, NULL, NULL,
+              ",x-pci-vendor-id=0x1af4,x-pci-device-id=0xbeef");
+    g_assert_cmphex(qpci_config_readw(c.dev, PCI_VENDOR_ID), ==, 0x1af4);
+    g_assert_cmphex(qpci_config_readw(c.dev, PCI_DEVICE_ID), ==, 0xbeef);
+    ctx_stop(&c);
+}
+
+/* -device in JSON form, nested socket object. */
+static void test_json_device(void)
+{
+    TestCtx c = { 0 };
+
+    ctx_server(&c, NULL);
+    c.qts = qtest_initf("-machine pc -m %d -device "
+                        "'{\"driver\":\"vfio-user-pci\",\"id\":\"vu0\","
+                        "\"addr\":\"%d.0\",\"socket\":{\"type\":\"unix\","
+                        "\"path\":\"%s\"}}'", RAM_MB, SLOT, c.sock);
+    ctx_find_device(&c);
+    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, VU_TEST_ID_MAGIC);
+    ctx_stop(&c);
+}
+
+/* A socket connected by the management layer, passed as an fd. */
+static void test_socket_fd(void)
+{
+    TestCtx c = { 0 };
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    QDict *resp;
+    int fd;
+
+    ctx_server(&c, NULL);
+    c.qts = qtest_initf("-machine pc -m %d", RAM_MB);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    g_assert_cmpint(fd, >=, 0);
+    g_strlcpy(addr.sun_path, c.sock, sizeof(addr.sun_path));
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&addr, sizeof(addr)),
+                    ==, 0);
+    resp = qtest_qmp_fds(c.qts, &fd, 1, "{'execute': 'getfd',"
+                         "'arguments': {'fdname': 'vusock'}}");
+    g_assert(qdict_haskey(resp, "return"));
+    qobject_unref(resp);
+    close(fd);
+
+    resp = qtest_qmp(c.qts, "{'execute': 'device_add', 'arguments': {"
+                     "'driver': 'vfio-user-pci', 'id': 'vu0', 'addr': '4.0',"
+                     "'socket': {'type': 'fd', 'str': 'vusock'}}}");
+    g_assert(qdict_haskey(resp, "return"));
+    qobject_unref(resp);
+    ctx_find_device(&c);
+    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, VU_TEST_ID_MAGIC);
+    ctx_stop(&c);
+}
+
+static void test_config_space(void)
+{
+    TestCtx c = { 0 };
+    g_autoptr(GArray) writes = NULL;
+    uint16_t cmd;
+
+    ctx_start(&c, NULL, NULL, NULL);
+    /* libqos enabled memory and I/O decoding and bus mastering. */
+    cmd = qpci_config_readw(c.dev, PCI_COMMAND);
+    g_assert(cmd & PCI_COMMAND_MEMORY);
+    g_assert(cmd & PCI_COMMAND_MASTER);
+    writes = vu_test_server_region_writes(c.srv);
+    g_assert(region_written(writes, VFIO_PCI_CONFIG_REGION_INDEX,
+                            PCI_COMMAND));
+
+    /* The capabilities the server declared are there for the guest. */
+    g_assert_cmpuint(qpci_find_capability(c.dev, PCI_CAP_ID_MSI, 0), ==,
+                     VU_TEST_CFG_MSI_CAP);
+    g_assert_cmpuint(qpci_find_capability(c.dev, PCI_CAP_ID_MSIX, 0), ==,
+                     VU_TEST_CFG_MSIX_CAP);
+    ctx_stop(&c);
+}
+
+static void check_bar0_by_message(bool posted)
+{
+    TestCtx c = { 0 };
+    g_autoptr(GArray) writes = NULL;
+    bool found = false;
+
+    ctx_start(&c, NULL, NULL, posted ? NULL : ",x-post-writes=off");
+    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, VU_TEST_ID_MAGIC);
+    bar0_writel(&c, VU_TEST_REG_SCRATCH, 0xdeadbeef);
+    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_SCRATCH), ==, 0xdeadbeef);
+    g_assert_cmphex(vu_test_server_reg_read(c.srv, VU_TEST_REG_SCRATCH), ==,
+                    0xdeadbeef);
+
+    writes = vu_test_server_region_writes(c.srv);
+    for (guint i = 0; i < writes->len; i++) {
+        VUTestRegionWriteRecord *w =
+            &g_array_index(writes, VUTestRegionWriteRecord, i);
+
+        if (w->region == VFIO_PCI_BAR0_REGION_INDEX &&
+            w->offset == VU_TEST_REG_SCRATCH) {
+            g_assert_cmpuint(w->count, ==, 4);
+            g_assert_cmpint(w->no_reply, ==, posted);
+            found = true;
+        }
+    }
+    g_assert(found);
+    ctx_stop(&c);
+}
+
+static void test_bar_message_posted(void)
+{
+    check_bar0_by_message(true);
+}
+
+static void test_bar_message_nonposted(void)
+{
+    check_bar0_by_message(false);
+}
+
+/* BAR1's sparse areas are mmapped: accesses there send no message. */
+static void test_bar_mmap(void)
+{
+    TestCtx c = { 0 };
+    g_autoptr(GArray) writes = NULL;
+    QPCIBar bar1;
+    uint32_t v;
+
+    ctx_start(&c, NULL, NULL, NULL);
+    bar1 = qpci_iomap(c.dev, 1, NULL);
+
+    qpci_io_writel(c.dev, bar1, 0x100, 0x12345678);
+    vu_test_server_bar1_read(c.srv, 0x100, &v, sizeof(v));
+    g_assert_cmphex(v, ==, 0x12345678);
+    v = 0xcafef00d;
+    vu_test_server_bar1_write(c.srv, VU_TEST_BAR1_AREA1_OFFSET + 8, &v,
+                              sizeof(v));
+    g_assert_cmphex(qpci_io_readl(c.dev, bar1,
+                                  VU_TEST_BAR1_AREA1_OFFSET + 8), ==,
+                    0xcafef00d);
+
+    /* Outside the sparse areas: by message. */
+    qpci_io_writel(c.dev, bar1, 0x4100, 0x55aa55aa);
+    vu_test_server_bar1_read(c.srv, 0x4100, &v, sizeof(v));
+    g_assert_cmphex(v, ==, 0x55aa55aa);
+
+    writes = vu_test_server_region_writes(c.srv);
+    g_assert(!region_written(writes, VFIO_PCI_BAR1_REGION_INDEX, 0x100));
+    g_assert(region_written(writes, VFIO_PCI_BAR1_REGION_INDEX, 0x4100));
+    ctx_stop(&c);
+}
+
+/* Without a region fd the same BAR works by message. */
+static void test_bar_no_fd(void)
+{
+    VUTestServerConfig cfg;
+    TestCtx c = { 0 };
+    g_autoptr(GArray) writes = NULL;
+    QPCIBar bar1;
+    uint32_t v;
+
+    vu_test_server_config_init(&cfg);
+    cfg.bar1_fd = false;
+    ctx_start(&c, &cfg, NULL, NULL);
+    bar1 = qpci_iomap(c.dev, 1, NULL);
+    qpci_io_writel(c.dev, bar1, 0x100, 0x87654321);
+    vu_test_server_bar1_read(c.srv, 0x100, &v, sizeof(v));
+    g_assert_cmphex(v, ==, 0x87654321);
+    writes = vu_test_server_region_writes(c.srv);
+    g_assert(region_written(writes, VFIO_PCI_BAR1_REGION_INDEX, 0x100));
+    ctx_stop(&c);
+}
+
+/* Run the device's DMA engine and wait for it; returns DMA_STATUS. */
+static uint32_t run_dma(TestCtx *c, uint64_t src, uint64_t dst,
+                        uint64_t len, uint32_t cmd)
+{
+    bar0_writeq(c, VU_TEST_REG_DMA_SRC, src);
+    bar0_writeq(c, VU_TEST_REG_DMA_DST, dst);
+    bar0_writeq(c, VU_TEST_REG_DMA_LEN, len);
+    bar0_writel(c, VU_TEST_REG_DMA_CMD, VU_TEST_DMA_CMD_START | cmd);
+    /* The server DMAs before answering; a read is ordered after it. */
+    return bar0_readl(c, VU_TEST_REG_DMA_STATUS);
+}
+
+typedef enum { DMA_VIA_FD, DMA_VIA_MESSAGES } DMAPath;
+
+/* Guest -> device and device -> guest, data checked on both sides. */
+static void check_dma(const char *qemu_extra, const char *dev_extra,
+                      DMAPath path, unsigned want_map_fds)
+{
+    const size_t len = 3 * 4096 + 100;
+    g_autofree uint8_t *out = g_malloc(len);
+    g_autofree uint8_t *in = g_malloc(len);
+    g_autoptr(GArray) maps = NULL;
+    VUTestServerStats st;
+    TestCtx c = { 0 };
+    bool ram_mapped = false;
+
+    ctx_start(&c, NULL, qemu_extra, dev_extra);
+
+    maps = vu_test_server_dma_maps(c.srv);
+    g_assert_cmpuint(maps->len, >, 0);
+    for (guint i = 0; i < maps->len; i++) {
+        VUTestDMAMapRecord *m = &g_array_index(maps, VUTestDMAMapRecord, i);
+
+        g_assert_cmpuint(m->nfds, ==, want_map_fds);
+        g_assert_cmpint(m->err, ==, 0);
+        if (m->iova <= GUEST_SRC && m->iova + m->size >= GUEST_DST + len) {
+            ram_mapped = true;
+        }
+    }
+    g_assert(ram_mapped);
+
+    fill_pattern(out, len, 1);
+    qtest_memwrite(c.qts, GUEST_SRC, out, len);
+    g_assert_cmphex(run_dma(&c, GUEST_SRC, 0, len, 0), ==,
+                    VU_TEST_DMA_STATUS_DONE);
+    vu_test_server_buf_read(c.srv, 0, in, len);
+    g_assert_cmpmem(in, len, out, len);
+
+    fill_pattern(out, len, 77);
+    vu_test_server_buf_write(c.srv, 0x10, out, len);
+    g_assert_cmphex(run_dma(&c, 0x10, GUEST_DST, len,
+                            VU_TEST_DMA_CMD_TO_GUEST), ==,
+                    VU_TEST_DMA_STATUS_DONE);
+    qtest_memread(c.qts, GUEST_DST, in, len);
+    g_assert_cmpmem(in, len, out, len);
+
+    vu_test_server_get_stats(c.srv, &st);
+    if (path == DMA_VIA_FD) {
+        g_assert_cmpuint(st.dma_bytes_mmap, >=, 2 * len);
+        g_assert_cmpuint(st.dma_reads + st.dma_writes, ==, 0);
+    } else {
+        g_assert_cmpuint(st.dma_bytes_mmap, ==, 0);
+        g_assert_cmpuint(st.dma_bytes_read, >=, len);
+        g_assert_cmpuint(st.dma_bytes_written, >=, len);
+        g_assert_cmpuint(st.dma_error_replies, ==, 0);
+    }
+    g_assert_cmpuint(vu_test_server_cmd_fds(c.srv, VFIO_USER_DMA_MAP), ==,
+                     want_map_fds ? maps->len : 0);
+    ctx_stop(&c);
+}
+
+static void test_dma_memfd(void)
+{
+    check_dma(MEMFD_RAM, NULL, DMA_VIA_FD, 1);
+}
+
+static void test_dma_plain_ram(void)
+{
+    check_dma(NULL, NULL, DMA_VIA_MESSAGES, 0);
+}
+
+static void test_dma_secure(void)
+{
+    check_dma(MEMFD_RAM, ",secure-dma=on", DMA_VIA_MESSAGES, 0);
+}
+
+static bool wait_guest_u32(QTestState *qts, uint64_t addr, uint32_t want)
+{
+    for (int i = 0; i < WAIT_MS; i++) {
+        if (qtest_readl(qts, addr) == want) {
+            return true;
+        }
+        g_usleep(1000);
+    }
+    return false;
+}
+
+/* The server signals an MSI-X vector; the guest's message arrives. */
+static void test_msix(void)
+{
+    g_autoptr(GArray) sets = NULL;
+    TestCtx c = { 0 };
+    uint64_t entry;
+    bool msix_fds = false;
+
+    ctx_start(&c, NULL, NULL, NULL);
+    qpci_msix_enable(c.dev);
+    /* Vector 1: a write of 0x5a5a to guest RAM, which we can watch. */
+    entry = c.dev->msix_table_off + 1 * PCI_MSIX_ENTRY_SIZE;
+    qpci_io_writel(c.dev, c.dev->msix_table_bar,
+                   entry + PCI_MSIX_ENTRY_LOWER_ADDR, GUEST_MSI);
+    qpci_io_writel(c.dev, c.dev->msix_table_bar,
+                   entry + PCI_MSIX_ENTRY_UPPER_ADDR, 0);
+    qpci_io_writel(c.dev, c.dev->msix_table_bar,
+                   entry + PCI_MSIX_ENTRY_DATA, 0x5a5a);
+    qpci_io_writel(c.dev, c.dev->msix_table_bar,
+                   entry + PCI_MSIX_ENTRY_VECTOR_CTRL, 0);
+    qtest_writel(c.qts, GUEST_MSI, 0);
+
+    bar0_writel(&c, VU_TEST_REG_IRQ_RAISE, 1);
+    g_assert(wait_guest_u32(c.qts, GUEST_MSI, 0x5a5a));
+
+    sets = vu_test_server_set_irqs(c.srv);
+    for (guint i = 0; i < sets->len; i++) {
+        VUTestSetIrqsRecord *s = &g_array_index(sets, VUTestSetIrqsRecord, i);
+
+        if (s->index == VFIO_PCI_MSIX_IRQ_INDEX && s->nfds > 0) {
+            g_assert(s->flags & VFIO_IRQ_SET_DATA_EVENTFD);
+            msix_fds = true;
+        }
+    }
+    g_assert(msix_fds);
+    qpci_msix_disable(c.dev);
+    ctx_stop(&c);
+}
+
+static bool wait_irq(QTestState *qts, int irq, bool level)
+{
+    for (int i = 0; i < WAIT_MS; i++) {
+        if (qtest_get_irq(qts, irq) == level) {
+            return true;
+        }
+        g_usleep(1000);
+        /* qtest_get_irq only sees what the main loop delivered so far. */
+        qtest_clock_step(qts, 0);
+    }
+    return false;
+}
+
+/* INTx: raised by the server, seen at the IOAPIC, and again after EOI. */
+static void test_intx(void)
+{
+    const int irq = 10;
+    g_autoptr(GArray) sets = NULL;
+    QPCIDevice *isa;
+    TestCtx c = { 0 };
+    bool unmasked = false;
+
+    ctx_start(&c, NULL, NULL, NULL);
+    /* Route every PIIX3 PIRQ to ISA IRQ 10, as firmware would. */
+    isa = qpci_device_find(c.bus, QPCI_DEVFN(1, 0));
+    g_assert(isa);
+    for (int i = 0; i < 4; i++) {
+        qpci_config_writeb(isa, 0x60 + i, irq);
+    }
+    g_free(isa);
+    qtest_irq_intercept_in(c.qts, "ioapic");
+
+    for (int round = 0; round < 2; round++) {
+        bar0_writel(&c, VU_TEST_REG_IRQ_RAISE, 0);
+        g_assert(wait_irq(c.qts, irq, true));
+        /* The guest handles it: the BAR access ends the interrupt. */
+        bar0_writel(&c, VU_TEST_REG_IRQ_LOWER, 0);
+        g_assert_cmpuint(bar0_readl(&c, VU_TEST_REG_INTX_STATUS), ==, 0);
+        g_assert(wait_irq(c.qts, irq, false));
+    }
+
+    sets = vu_test_server_set_irqs(c.srv);
+    for (guint i = 0; i < sets->len; i++) {
+        VUTestSetIrqsRecord *s = &g_array_index(sets, VUTestSetIrqsRecord, i);
+
+        if (s->index == VFIO_PCI_INTX_IRQ_INDEX &&
+            (s->flags & VFIO_IRQ_SET_ACTION_UNMASK)) {
+            unmasked = true;
+        }
+    }
+    g_assert(unmasked);
+    ctx_stop(&c);
+}
+
+static void test_reset(void)
+{
+    TestCtx c = { 0 };
+    uint32_t before;
+    QDict *resp;
+
+    ctx_start(&c, NULL, NULL, NULL);
+    before = vu_test_server_reg_read(c.srv, VU_TEST_REG_RESET_COUNT);
+    g_assert_cmpuint(bar0_readl(&c, VU_TEST_REG_RESET_COUNT), ==, before);
+    resp = qtest_qmp(c.qts, "{'execute': 'system_reset'}");
+    g_assert(qdict_haskey(resp, "return"));
+    qobject_unref(resp);
+    qtest_qmp_eventwait(c.qts, "RESET");
+    g_assert_cmpuint(vu_test_server_reg_read(c.srv, VU_TEST_REG_RESET_COUNT),
+                     ==, before + 1);
+    g_assert_cmpuint(vu_test_server_cmd_count(c.srv,
+                                              VFIO_USER_DEVICE_RESET),
+                     >=, 1);
+    ctx_stop(&c);
+}
+
+static unsigned count_fds(pid_t pid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/fd", pid);
+    GDir *dir = g_dir_open(path, 0, NULL);
+    unsigned n = 0;
+
+    g_assert(dir);
+    while (g_dir_read_name(dir)) {
+        n++;
+    }
+    g_dir_close(dir);
+    return n;
+}
+
+/*
+ * Hot-plug, use, hot-unplug: every mapping is withdrawn from the server,
+ * the connection closes, and QEMU holds no more fds than before.
+ */
+static void test_hotplug_unplug(void)
+{
+    g_autoptr(GArray) maps = NULL;
+    g_autoptr(GArray) unmaps = NULL;
+    TestCtx c = { 0 };
+    unsigned fds_before;
+    QDict *resp;
+
+    ctx_server(&c, NULL);
+    c.qts = qtest_initf("-machine pc -m %d " MEMFD_RAM, RAM_MB);
+    fds_before = count_fds(qtest_pid(c.qts));
+
+    resp = qtest_qmp(c.qts, "{'execute': 'device_add', 'arguments': {"
+                     "'driver': 'vfio-user-pci', 'id': 'vu0', 'addr': '4.0',"
+                     "'socket': {'type': 'unix', 'path': %s}}}", c.sock);
+    g_assert(qdict_haskey(resp, "return"));
+    qobject_unref(resp);
+    ctx_find_device(&c);
+    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, VU_TEST_ID_MAGIC);
+    g_assert_cmpuint(count_fds(qtest_pid(c.qts)), >, fds_before);
+
+    qpci_unplug_acpi_device_test(c.qts, "vu0", SLOT);
+    g_assert(vu_test_server_wait_disconnected(c.srv, WAIT_MS));
+
+    maps = vu_test_server_dma_maps(c.srv);
+    unmaps = vu_test_server_dma_unmaps(c.srv);
+    g_assert_cmpuint(maps->len, >, 0);
+    g_assert_cmpuint(unmaps->len, ==, maps->len);
+    g_assert_cmpuint(count_fds(qtest_pid(c.qts)), ==, fds_before);
+
+    /* Still alive and answering. */
+    resp = qtest_qmp(c.qts, "{'execute': 'query-status'}");
+    g_assert(qdict_haskey(resp, "return"));
+    qobject_unref(resp);
+    ctx_stop(&c);
+}
+
+/* A missing socket fails realize with an error naming it; QEMU lives on. */
+static void test_missing_socket(void)
+{
+    g_autofree char *path = g_strdup_printf("%s/vfio-user-missing-%d.sock",
+                                            g_get_tmp_dir(), getpid());
+    QTestState *qts = qtest_init("-machine pc");
+    QDict *resp;
+    const char *desc;
+
+    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': {"
+                     "'driver': 'vfio-user-pci', 'id': 'vu0',"
+                     "'socket': {'type': 'unix', 'path': %s}}}", path);
+    g_assert(qdict_haskey(resp, "error"));
+    desc = qdict_get_str(qdict_get_qdict(resp, "error"), "desc");
+    g_assert(strstr(desc, path));
+    g_assert(strstr(desc, "cannot connect"));
+    qobject_unref(resp);
+
+    resp = qtest_qmp(qts, "{'execute': 'query-status'}");
+    g_assert(qdict_haskey(resp, "return"));
+    qobject_unref(resp);
+    qtest_quit(qts);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    qtest_add_func("/vfio-user/realize/missing-socket", test_missing_socket);
+    qtest_add_func("/vfio-user/enumerate", test_enumerate);
+    qtest_add_func("/vfio-user/id-override", test_id_override);
+    qtest_add_func("/vfio-user/json-device", test_json_device);
+    qtest_add_func("/vfio-user/socket-fd", test_socket_fd);
+    qtest_add_func("/vfio-user/config-space", test_config_space);
+    qtest_add_func("/vfio-user/bar/message-posted", test_bar_message_posted);
+    qtest_add_func("/vfio-user/bar/message-nonposted",
+                   test_bar_message_nonposted);
+    qtest_add_func("/vfio-user/bar/mmap", test_bar_mmap);
+    qtest_add_func("/vfio-user/bar/no-region-fd", test_bar_no_fd);
+    qtest_add_func("/vfio-user/dma/memfd", test_dma_memfd);
+    qtest_add_func("/vfio-user/dma/plain-ram", test_dma_plain_ram);
+    qtest_add_func("/vfio-user/dma/secure", test_dma_secure);
+    qtest_add_func("/vfio-user/irq/msix", test_msix);
+    qtest_add_func("/vfio-user/irq/intx", test_intx);
+    qtest_add_func("/vfio-user/reset", test_reset);
+    qtest_add_func("/vfio-user/hotplug-unplug", test_hotplug_unplug);
+    return g_test_run();
+}
