@@ -3,6 +3,7 @@
 #   make            fetch QEMU 10.0, apply patches/, overlay our files, build
 #   make demo       run the demo (README.rst)
 #   make check      the test suite (README.rst)
+#   make libvfio-user   build libvfio-user and its samples (interop peers)
 #   make patchset   the whole series as git format-patch output
 #   make export-patches   regenerate patches/ from commits in build/qemu
 #
@@ -14,6 +15,7 @@ TREE := $(BUILD)/qemu
 QBUILD := $(TREE)/build
 CACHE ?= $(HOME)/.cache/vfio-user-client
 QEMU_BIN := $(QBUILD)/qemu-system-x86_64
+LVU_BUILD := $(BUILD)/libvfio-user
 NINJA ?= ninja
 
 # ccache keyed on paths relative to build/, so the patch-set build test
@@ -30,8 +32,8 @@ export CONFIGURE_FLAGS
 
 PATCHES := $(sort $(wildcard patches/*.patch))
 
-.PHONY: all deps source tree configure qemu check demo patchset \
-	export-patches reset-tree clean distclean
+.PHONY: all deps source tree configure qemu libvfio-user check demo \
+	patchset export-patches reset-tree clean distclean
 
 all: qemu
 
@@ -66,7 +68,13 @@ qemu: configure
 	@$(NINJA) -C $(QBUILD) qemu-system-x86_64
 	@scripts/link-firmware.sh $(CACHE) $(QBUILD)
 
-check: qemu
+# The interop peers: libvfio-user from the tarball, its samples, and our
+# DMA device (tests/vfio-user-dma-device), in $(LVU_BUILD)/samples.
+libvfio-user: tree
+	@scripts/build-libvfio-user.sh $(TREE)/subprojects/libvfio-user \
+		$(LVU_BUILD)
+
+check: qemu libvfio-user
 	@scripts/check.sh $(TOP)
 
 demo: qemu

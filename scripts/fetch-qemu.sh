@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetch the pristine QEMU 10.0.x source (the orig tarball of Debian's
 # trixie "qemu" source package, verified by apt against the signed archive)
-# and linuxboot_dma.bin (from trixie's qemu-system-data) into a cache that
+# and the option ROMs QEMU builds itself, linuxboot_dma.bin among them
+# (from trixie's qemu-system-data), into a cache that
 # "make clean" leaves alone, so a rebuild never downloads again.
 #
 # Usage: fetch-qemu.sh CACHE_DIR
@@ -24,7 +25,8 @@ check_version() {
 }
 
 if [ -s "$cache/qemu.orig.tar.xz" ] && [ -s "$cache/qemu-version" ] && \
-   [ -s "$cache/firmware/linuxboot_dma.bin" ]; then
+   [ -s "$cache/firmware/linuxboot_dma.bin" ] && \
+   [ -s "$cache/firmware/kvmvapic.bin" ]; then
     check_version "$(cat "$cache/qemu-version")"
     exit 0
 fi
@@ -60,7 +62,11 @@ apt-get download -q "qemu-system-data=$full" >>apt.log 2>&1 || {
 }
 dpkg-deb -x qemu-system-data_*.deb data
 mkdir -p "$cache/firmware"
-cp data/usr/share/qemu/linuxboot_dma.bin "$cache/firmware/"
+# The option ROMs QEMU builds itself (linuxboot_dma.bin for -kernel,
+# kvmvapic.bin, ...); the symlinks there point at seabios/ipxe, which
+# link-firmware.sh takes from their own packages.
+find data/usr/share/qemu -maxdepth 1 -type f -name '*.bin' \
+    -exec cp {} "$cache/firmware/" \;
 
 mv "$orig" "$cache/qemu.orig.tar.xz"
 echo "$upstream" > "$cache/qemu-version"

@@ -12,7 +12,7 @@ mkdir -p "$dest"
 link() { [ -e "$1" ] && ln -sfn "$1" "$dest/$(basename "$1")"; return 0; }
 for f in /usr/share/seabios/*.bin; do link "$f"; done
 for f in /usr/lib/ipxe/qemu/*.rom; do link "$f"; done
-link "$cache/firmware/linuxboot_dma.bin"
+for f in "$cache"/firmware/*.bin; do link "$f"; done
 [ -e "$dest/bios-256k.bin" ] || {
     echo "link-firmware: error: no bios-256k.bin in /usr/share/seabios: run scripts/install-deps.sh" >&2
     exit 1

@@ -174,21 +174,13 @@ static bool vfio_user_container_attach(const char *name,
     bcontainer->dma_max_mappings = caps->max_dma_maps;
     vfio_address_space_insert(space, bcontainer);
 
-    vbasedev->bcontainer = bcontainer;
-    QLIST_INSERT_HEAD(&bcontainer->device_list, vbasedev, container_next);
-    QLIST_INSERT_HEAD(&vfio_device_list, vbasedev, global_next);
+    vfio_device_add_to_container(vbasedev, bcontainer);
 
-    bcontainer->listener = vfio_memory_listener;
-    memory_listener_register(&bcontainer->listener, bcontainer->space->as);
-    if (bcontainer->error) {
-        error_propagate_prepend(errp, bcontainer->error,
-                                "vfio-user: %s: mapping guest memory "
-                                "failed: ", vfio_user_name(udev->proxy));
-        bcontainer->error = NULL;
+    /* Maps all guest RAM now: a failure here fails realize. */
+    if (!vfio_container_listener_register(bcontainer, errp)) {
         vfio_user_container_detach(vbasedev);
         return false;
     }
-    bcontainer->initialized = true;
     return true;
 }
 
@@ -204,9 +196,7 @@ void vfio_user_container_detach(VFIODevice *vbasedev)
     container = user_container(bcontainer);
     space = bcontainer->space;
 
-    QLIST_REMOVE(vbasedev, global_next);
-    QLIST_REMOVE(vbasedev, container_next);
-    vbasedev->bcontainer = NULL;
+    vfio_device_del_from_container(vbasedev);
 
     /* Unmaps everything: the server is told while it still listens. */
     memory_listener_unregister(&bcontainer->listener);

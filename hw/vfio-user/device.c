@@ -358,7 +358,7 @@ static int vfio_user_region_write(VFIODevice *vbasedev, uint8_t index,
         VFIOUserReply reply = { .buf = &r, .max = sizeof(r) };
         int ret;
 
-        if (post && udev->post_writes) {
+        if (post) {
             /*
              * Ordering holds without a reply: the server processes
              * messages in order, so a later read is answered after it.

@@ -20,7 +20,6 @@ typedef struct VFIOUserDevice {
     VFIOUserProxy *proxy;
     int *region_fds;            /* mmap fd per region index, or -1 */
     uint32_t num_region_fds;
-    bool post_writes;           /* BAR writes may be posted */
     bool secure_dma;            /* never send a memory fd */
 } VFIOUserDevice;
 

@@ -30,6 +30,10 @@ struct VFIOUserPCIDevice {
     VFIOPCIDevice parent_obj;
 
     SocketAddress *socket;
+    /* -device's flat form: socket.type=unix,socket.path=... */
+    char *flat_type;
+    char *flat_path;
+    char *flat_fd;
     uint32_t timeout_ms;
     bool post_writes;
     bool secure_dma;
@@ -71,6 +75,45 @@ static bool vfio_user_pci_check_bars(VFIOPCIDevice *vdev, Error **errp)
     return true;
 }
 
+/*
+ * -device's flat syntax cannot set a struct property, so socket.type,
+ * socket.path and socket.str are properties of their own, folded into
+ * the SocketAddress here; the JSON syntax sets "socket" directly.
+ */
+static bool vfio_user_pci_socket_from_flat(VFIOUserPCIDevice *udev,
+                                           Error **errp)
+{
+    const char *type = udev->flat_type;
+    SocketAddress *addr;
+
+    if (!udev->flat_type && !udev->flat_path && !udev->flat_fd) {
+        return true;
+    }
+    if (udev->socket) {
+        error_setg(errp, "vfio-user-pci: give either 'socket' or "
+                   "'socket.*', not both");
+        return false;
+    }
+    if (!type) {
+        type = udev->flat_fd ? "fd" : "unix";
+    }
+    addr = g_new0(SocketAddress, 1);
+    if (!strcmp(type, "unix") && udev->flat_path && !udev->flat_fd) {
+        addr->type = SOCKET_ADDRESS_TYPE_UNIX;
+        addr->u.q_unix.path = g_strdup(udev->flat_path);
+    } else if (!strcmp(type, "fd") && udev->flat_fd && !udev->flat_path) {
+        addr->type = SOCKET_ADDRESS_TYPE_FD;
+        addr->u.fd.str = g_strdup(udev->flat_fd);
+    } else {
+        g_free(addr);
+        error_setg(errp, "vfio-user-pci: use socket.type=unix with "
+                   "socket.path, or socket.type=fd with socket.str");
+        return false;
+    }
+    udev->socket = addr;
+    return true;
+}
+
 static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
 {
     ERRP_GUARD();
@@ -79,8 +122,12 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
     VFIODevice *vbasedev = &vdev->vbasedev;
     const char *id = DEVICE(pdev)->id;
 
+    if (!vfio_user_pci_socket_from_flat(udev, errp)) {
+        return;
+    }
     if (!udev->socket) {
-        error_setg(errp, "vfio-user-pci: property 'socket' is required");
+        error_setg(errp, "vfio-user-pci: property 'socket' is required "
+                   "(socket.path=PATH)");
         return;
     }
 
@@ -88,7 +135,6 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
     vbasedev->name = id ? g_strdup_printf("vfio-user-pci '%s'", id) :
                           g_strdup("vfio-user-pci");
     vbasedev->io_ops = &vfio_user_device_io_ops;
-    udev->udev.post_writes = udev->post_writes;
     udev->udev.secure_dma = udev->secure_dma;
 
     udev->udev.proxy = vfio_user_connect(udev->socket, vbasedev->name,
@@ -118,8 +164,17 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
         goto error;
     }
     if (!vfio_pci_populate_device(vdev, errp) ||
-        !vfio_user_pci_check_bars(vdev, errp) ||
-        !vfio_pci_config_setup(vdev, errp)) {
+        !vfio_user_pci_check_bars(vdev, errp)) {
+        goto error;
+    }
+    /*
+     * BAR writes may be posted: the server handles messages in order, so
+     * a later read still sees them.  Config space writes never are.
+     */
+    for (int i = 0; i < PCI_ROM_SLOT; i++) {
+        vdev->bars[i].region.post_wr = udev->post_writes;
+    }
+    if (!vfio_pci_config_setup(vdev, errp)) {
         goto error;
     }
     if (!vfio_pci_interrupt_setup(vdev, errp)) {
@@ -151,6 +206,7 @@ static void vfio_user_pci_finalize(Object *obj)
     udev->udev.proxy = NULL;
     vfio_user_device_close_fds(&udev->udev);
     migrate_del_blocker(&udev->migration_blocker);
+    qapi_free_SocketAddress(udev->socket);
 }
 
 static void vfio_user_pci_reset(DeviceState *dev)
@@ -200,6 +256,9 @@ static void vfio_user_pci_set_socket(Object *obj, Visitor *v,
 }
 
 static const Property vfio_user_pci_properties[] = {
+    DEFINE_PROP_STRING("socket.type", VFIOUserPCIDevice, flat_type),
+    DEFINE_PROP_STRING("socket.path", VFIOUserPCIDevice, flat_path),
+    DEFINE_PROP_STRING("socket.str", VFIOUserPCIDevice, flat_fd),
     DEFINE_PROP_UINT32("x-msg-timeout", VFIOUserPCIDevice, timeout_ms,
                        VFIO_USER_DEFAULT_TIMEOUT_MS),
     DEFINE_PROP_BOOL("x-post-writes", VFIOUserPCIDevice, post_writes, true),

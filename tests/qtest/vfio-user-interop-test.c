@@ -45,6 +45,9 @@
 #define DMA_REG_MAP_BYTES       0x28
 #define DMA_REG_NR_REGIONS      0x2c
 #define DMA_REG_NR_MAPPED       0x30
+#define DMA_REG_QUERY_ADDR      0x40
+#define DMA_REG_QUERY_BASE      0x48
+#define DMA_REG_QUERY_SIZE      0x50
 #define DMA_ID_MAGIC            0x444d4131
 #define DMA_CMD_TO_DEVICE       1
 #define DMA_CMD_TO_GUEST        2
@@ -193,11 +196,16 @@ static Peer *peer_start(const char *name)
     return p;
 }
 
+/*
+ * -device in JSON: the flat form (socket.type=unix,socket.path=...)
+ * does not reach the nested "socket" property of QEMU 10.0's -device.
+ */
 static QTestState *qemu_start(Peer *p, const char *extra, const char *opts)
 {
-    return qtest_initf("-machine pc %s "
-                       "-device vfio-user-pci,id=vu0,socket.type=unix,"
-                       "socket.path=%s,addr=04.0%s",
+    return qtest_initf("-machine pc %s -device '{\"driver\": "
+                       "\"vfio-user-pci\", \"id\": \"vu0\", "
+                       "\"addr\": \"04.0\", \"socket\": {"
+                       "\"type\": \"unix\", \"path\": \"%s\"}%s}'",
                        extra, p->sock, opts);
 }
 
@@ -226,8 +234,8 @@ static void test_gpio(void)
     QPCIDevice *dev;
     QPCIBar bar;
     uint64_t size;
-    uint8_t v[12];
-    int i;
+    uint8_t v[13];
+    unsigned i, run = 0, runs = 0;
 
     if (!p) {
         return;
@@ -242,11 +250,11 @@ static void test_gpio(void)
     g_assert_cmphex(size, ==, GPIO_BAR_SIZE);
 
     /*
-     * Twelve reads advance the counter by exactly 4, one step at a time:
-     * a read that did not reach the server (cached, dropped, merged)
-     * breaks that.
+     * Each value comes three reads in a row, then the next one: a read
+     * that did not reach the server (cached, dropped, merged) shows as a
+     * longer run, a duplicated one as a shorter run.
      */
-    for (i = 0; i < 6; i++) {
+    for (i = 0; i < 7; i++) {
         v[i] = qpci_io_readb(dev, bar, 0);
     }
     /* Writes in between (outputs at 0 and 1) must not disturb the count */
@@ -257,11 +265,17 @@ static void test_gpio(void)
         v[i] = qpci_io_readb(dev, bar, 0);
     }
     for (i = 1; i < ARRAY_SIZE(v); i++) {
-        uint8_t step = v[i] - v[i - 1];
-
-        g_assert_cmpuint(step, <=, 1);
+        g_assert_cmpuint((uint8_t)(v[i] - v[i - 1]), <=, 1);
+        if (v[i] != v[i - 1]) {
+            if (run > 0) {
+                g_assert_cmpuint(i - run, ==, 3);   /* a whole run */
+            }
+            run = i;
+            runs++;
+        }
     }
-    g_assert_cmpuint((uint8_t)(v[ARRAY_SIZE(v) - 1] - v[0]), ==, 4);
+    g_assert_cmpuint(ARRAY_SIZE(v) - run, <=, 3);
+    g_assert_cmpuint(runs, ==, 4);      /* 13 reads: 4 steps */
 
     qpci_iounmap(dev, bar);
     g_free(dev);
@@ -320,26 +334,26 @@ typedef struct DmaVariant {
 
 static const DmaVariant dma_secure = {
     .extra = "",
-    .opts = ",secure-dma=on",
+    .opts = ", \"secure-dma\": true",
 };
 
 /* Same, with guest RAM that has an fd: secure-dma must not pass it */
 static const DmaVariant dma_secure_memfd = {
     .extra = "-m 256M -object memory-backend-memfd,id=mem,size=256M,share=on "
              "-machine memory-backend=mem",
-    .opts = ",secure-dma=on",
+    .opts = ", \"secure-dma\": true",
 };
 
 /* Default guest RAM has no fd: DMA_MAP without one, DMA by messages */
 static const DmaVariant dma_nofd = {
     .extra = "",
-    .opts = ",secure-dma=off",
+    .opts = ", \"secure-dma\": false",
 };
 
 static const DmaVariant dma_memfd = {
     .extra = "-m 256M -object memory-backend-memfd,id=mem,size=256M,share=on "
              "-machine memory-backend=mem",
-    .opts = ",secure-dma=off",
+    .opts = ", \"secure-dma\": false",
     .mapped = true,
 };
 
@@ -353,6 +367,11 @@ typedef struct DmaTest {
 static uint32_t dma_reg(DmaTest *t, unsigned reg)
 {
     return qpci_io_readl(t->dev, t->regs, reg);
+}
+
+static uint64_t dma_reg64(DmaTest *t, unsigned reg)
+{
+    return dma_reg(t, reg) | (uint64_t)dma_reg(t, reg + 4) << 32;
 }
 
 /* Run one DMA; returns DMA_STATUS */
@@ -435,7 +454,7 @@ static void test_dma(const void *opaque)
     Peer *p = peer_start("dma-device");
     QPCIBus *bus;
     DmaTest t;
-    uint64_t size;
+    uint64_t size, base, addr;
 
     if (!p) {
         return;
@@ -460,10 +479,23 @@ static void test_dma(const void *opaque)
         g_assert_cmpuint(dma_reg(&t, DMA_REG_NR_MAPPED), ==, 0);
     }
 
-    dma_roundtrip(&t, v, DMA_GUEST_ADDR, 0x1000, 0, 1);
-    dma_roundtrip(&t, v, DMA_GUEST_ADDR, DMA_BUF_SIZE, 0, 2);
-    /* Nothing aligned: address, length, buffer offset */
-    dma_roundtrip(&t, v, DMA_GUEST_ADDR + 0x2345, 0x1234, 0x21, 3);
+    /*
+     * The libvfio-user of QEMU 10.0's tarball has vfu_sgl_read/write
+     * reach only the start of a DMA region (dma-device.c says why): DMA
+     * by message starts where the DMA_MAP covering our address starts.
+     */
+    qpci_io_writel(t.dev, t.regs, DMA_REG_QUERY_ADDR, DMA_GUEST_ADDR);
+    qpci_io_writel(t.dev, t.regs, DMA_REG_QUERY_ADDR + 4, 0);
+    base = dma_reg64(&t, DMA_REG_QUERY_BASE);
+    g_assert_cmphex(base, <=, DMA_GUEST_ADDR);
+    g_assert_cmphex(dma_reg64(&t, DMA_REG_QUERY_SIZE), >=,
+                    DMA_GUEST_ADDR - base + DMA_BUF_SIZE + 0x10000);
+    addr = v->mapped ? DMA_GUEST_ADDR : base;
+
+    dma_roundtrip(&t, v, addr, 0x1000, 0, 1);
+    dma_roundtrip(&t, v, addr, DMA_BUF_SIZE, 0, 2);
+    /* Odd length and buffer offset; with a mapping, an odd address too */
+    dma_roundtrip(&t, v, addr + (v->mapped ? 0x2345 : 0), 0x1234, 0x21, 3);
 
     /*
      * An address no DMA_MAP covers fails in the server (the library finds

@@ -299,8 +299,12 @@ static void test_bar_mmap(void)
                                   VU_TEST_BAR1_AREA1_OFFSET + 8), ==,
                     0xcafef00d);
 
-    /* Outside the sparse areas: by message. */
+    /*
+     * Outside the sparse areas: by message.  The write is posted; the
+     * read after it is answered after it.
+     */
     qpci_io_writel(c.dev, bar1, 0x4100, 0x55aa55aa);
+    g_assert_cmphex(qpci_io_readl(c.dev, bar1, 0x4100), ==, 0x55aa55aa);
     vu_test_server_bar1_read(c.srv, 0x4100, &v, sizeof(v));
     g_assert_cmphex(v, ==, 0x55aa55aa);
 
@@ -324,6 +328,7 @@ static void test_bar_no_fd(void)
     ctx_start(&c, &cfg, NULL, NULL);
     bar1 = qpci_iomap(c.dev, 1, NULL);
     qpci_io_writel(c.dev, bar1, 0x100, 0x87654321);
+    g_assert_cmphex(qpci_io_readl(c.dev, bar1, 0x100), ==, 0x87654321);
     vu_test_server_bar1_read(c.srv, 0x100, &v, sizeof(v));
     g_assert_cmphex(v, ==, 0x87654321);
     writes = vu_test_server_region_writes(c.srv);
@@ -356,6 +361,7 @@ static void check_dma(const char *qemu_extra, const char *dev_extra,
     VUTestServerStats st;
     TestCtx c = { 0 };
     bool ram_mapped = false;
+    unsigned map_fds = 0;
 
     ctx_start(&c, NULL, qemu_extra, dev_extra);
 
@@ -364,9 +370,14 @@ static void check_dma(const char *qemu_extra, const char *dev_extra,
     for (guint i = 0; i < maps->len; i++) {
         VUTestDMAMapRecord *m = &g_array_index(maps, VUTestDMAMapRecord, i);
 
-        g_assert_cmpuint(m->nfds, ==, want_map_fds);
         g_assert_cmpint(m->err, ==, 0);
+        g_assert_cmpuint(m->nfds, <=, want_map_fds);
         if (m->iova <= GUEST_SRC && m->iova + m->size >= GUEST_DST + len) {
+            /* Guest RAM; the firmware ROMs have no fd to give. */
+            g_assert_cmpuint(m->nfds, ==, want_map_fds);
+            g_assert_cmphex(m->flags, ==, VFIO_USER_F_DMA_REGION_READ |
+                                          VFIO_USER_F_DMA_REGION_WRITE);
+            map_fds += m->nfds;
             ram_mapped = true;
         }
     }
@@ -397,8 +408,12 @@ static void check_dma(const char *qemu_extra, const char *dev_extra,
         g_assert_cmpuint(st.dma_bytes_written, >=, len);
         g_assert_cmpuint(st.dma_error_replies, ==, 0);
     }
-    g_assert_cmpuint(vu_test_server_cmd_fds(c.srv, VFIO_USER_DMA_MAP), ==,
-                     want_map_fds ? maps->len : 0);
+    g_assert_cmpuint(vu_test_server_cmd_fds(c.srv, VFIO_USER_DMA_MAP), >=,
+                     map_fds);
+    if (!want_map_fds) {
+        g_assert_cmpuint(vu_test_server_cmd_fds(c.srv, VFIO_USER_DMA_MAP), ==,
+                         0);
+    }
     ctx_stop(&c);
 }
 
@@ -474,8 +489,6 @@ static bool wait_irq(QTestState *qts, int irq, bool level)
             return true;
         }
         g_usleep(1000);
-        /* qtest_get_irq only sees what the main loop delivered so far. */
-        qtest_clock_step(qts, 0);
     }
     return false;
 }

@@ -13,6 +13,14 @@
  * i.e. with DMA_READ/DMA_WRITE messages.  Counters tell the test which
  * path each byte took.
  *
+ * The libvfio-user of QEMU 10.0's tarball (0b28d205) has a bug there:
+ * vfu_sgl_read()/vfu_sgl_write() ask for the start of the DMA region, not
+ * for the address given to vfu_addr_to_sgl() (vfu_dma_transfer() sends
+ * sg->dma_addr + count, and sg->dma_addr is the region's start; the
+ * offset is ignored).  Rather than move the wrong bytes, a DMA by message
+ * that does not start at the start of a DMA region fails with ENOTSUP;
+ * the QUERY registers tell where regions start.
+ *
  *   PCI id  1234:11e9, class 0xff0000 (unassigned), INTx pin A
  *   BAR0    4 KiB MMIO, the registers below (little endian, any width)
  *   BAR1    64 KiB MMIO, the device buffer
@@ -51,6 +59,9 @@
 #define DMA_DEV_REG_NR_MAPPED   0x30    /* RO: of which came with an fd */
 #define DMA_DEV_REG_NR_MAPS     0x34    /* RO: DMA region registrations */
 #define DMA_DEV_REG_NR_UNMAPS   0x38    /* RO: DMA region removals */
+#define DMA_DEV_REG_QUERY_ADDR  0x40    /* RW, 64-bit: an IOVA */
+#define DMA_DEV_REG_QUERY_BASE  0x48    /* RO, 64-bit: start of its region */
+#define DMA_DEV_REG_QUERY_SIZE  0x50    /* RO, 64-bit: its size, 0: none */
 #define DMA_DEV_BAR0_SIZE       0x1000
 
 #define DMA_DEV_ID_MAGIC        0x444d4131  /* "DMA1" */
@@ -77,6 +88,7 @@ typedef struct DmaDevice {
     uint32_t map_bytes;
     uint32_t nr_maps;
     uint32_t nr_unmaps;
+    uint64_t query_addr;
     DmaRegion *regions;
     unsigned nr_regions;
     dma_sg_t *sg;               /* room for one entry */
@@ -112,7 +124,7 @@ static const DmaRegion *dma_dev_find_region(DmaDevice *d, uint64_t addr)
 /*
  * Move @len bytes between guest address @addr and @data, one DMA region
  * at a time: vfu_sgl_read()/vfu_sgl_write() take a single entry.
- * Returns 0 or a positive errno.
+ * Returns 0 or -errno.
  */
 static int dma_dev_transfer(DmaDevice *d, uint64_t addr, uint8_t *data,
                             uint32_t len, bool to_guest)
@@ -132,11 +144,11 @@ static int dma_dev_transfer(DmaDevice *d, uint64_t addr, uint8_t *data,
         ret = vfu_addr_to_sgl(d->ctx, (vfu_dma_addr_t)(uintptr_t)addr, chunk,
                               d->sg, 1, prot);
         if (ret != 1) {
-            return ret == -1 && errno ? errno : EFAULT;
+            return ret == -1 && errno ? -errno : -EFAULT;
         }
         if (r && r->mapped) {
             if (vfu_sgl_get(d->ctx, d->sg, &iov, 1, 0) < 0) {
-                return errno ? errno : EFAULT;
+                return errno ? -errno : -EFAULT;
             }
             if (to_guest) {
                 memcpy(iov.iov_base, data, chunk);
@@ -145,11 +157,16 @@ static int dma_dev_transfer(DmaDevice *d, uint64_t addr, uint8_t *data,
             }
             vfu_sgl_put(d->ctx, d->sg, &iov, 1);
             d->map_bytes += chunk;
+        } else if (!r || addr != r->iova) {
+            vfu_log(d->ctx, LOG_ERR, "DMA by message at 0x%llx: not the "
+                    "start of a DMA region, which is all libvfio-user's "
+                    "vfu_sgl_read/write reach", (unsigned long long)addr);
+            return -ENOTSUP;
         } else {
             ret = to_guest ? vfu_sgl_write(d->ctx, d->sg, 1, data)
                            : vfu_sgl_read(d->ctx, d->sg, 1, data);
             if (ret < 0) {
-                return errno ? errno : EIO;
+                return errno ? -errno : -EIO;
             }
             d->msg_bytes += chunk;
         }
@@ -180,8 +197,8 @@ static void dma_dev_run(DmaDevice *d)
         d->status = EINVAL;
         return;
     }
-    d->status = dma_dev_transfer(d, d->addr, d->buf + d->buf_offset, d->len,
-                                 to_guest);
+    d->status = -dma_dev_transfer(d, d->addr, d->buf + d->buf_offset,
+                                  d->len, to_guest);
     if (d->status) {
         vfu_log(d->ctx, LOG_ERR, "DMA %s of %u bytes at 0x%llx failed: %s",
                 to_guest ? "to guest" : "from guest", d->len,
@@ -205,11 +222,24 @@ static uint32_t dma_dev_get32(const uint8_t *regs, unsigned offset)
     return le32toh(val);
 }
 
+static void dma_dev_put64(uint8_t *regs, unsigned offset, uint64_t val)
+{
+    dma_dev_put32(regs, offset, val);
+    dma_dev_put32(regs, offset + 4, val >> 32);
+}
+
+static uint64_t dma_dev_get64(const uint8_t *regs, unsigned offset)
+{
+    return dma_dev_get32(regs, offset) |
+           (uint64_t)dma_dev_get32(regs, offset + 4) << 32;
+}
+
 static ssize_t dma_dev_bar0_access(vfu_ctx_t *ctx, char *buf, size_t count,
                                    loff_t offset, bool is_write)
 {
     DmaDevice *d = vfu_get_private(ctx);
     uint8_t regs[DMA_DEV_BAR0_SIZE] = { 0 };
+    const DmaRegion *r = dma_dev_find_region(d, d->query_addr);
 
     if (!dma_dev_access_ok(offset, count, sizeof(regs))) {
         errno = EINVAL;
@@ -221,8 +251,7 @@ static ssize_t dma_dev_bar0_access(vfu_ctx_t *ctx, char *buf, size_t count,
      * to it, and take the writable registers back.
      */
     dma_dev_put32(regs, DMA_DEV_REG_ID, DMA_DEV_ID_MAGIC);
-    dma_dev_put32(regs, DMA_DEV_REG_ADDR, d->addr);
-    dma_dev_put32(regs, DMA_DEV_REG_ADDR + 4, d->addr >> 32);
+    dma_dev_put64(regs, DMA_DEV_REG_ADDR, d->addr);
     dma_dev_put32(regs, DMA_DEV_REG_LEN, d->len);
     dma_dev_put32(regs, DMA_DEV_REG_BUF_OFFSET, d->buf_offset);
     dma_dev_put32(regs, DMA_DEV_REG_CMD, d->cmd);
@@ -234,6 +263,9 @@ static ssize_t dma_dev_bar0_access(vfu_ctx_t *ctx, char *buf, size_t count,
     dma_dev_put32(regs, DMA_DEV_REG_NR_MAPPED, 0);
     dma_dev_put32(regs, DMA_DEV_REG_NR_MAPS, d->nr_maps);
     dma_dev_put32(regs, DMA_DEV_REG_NR_UNMAPS, d->nr_unmaps);
+    dma_dev_put64(regs, DMA_DEV_REG_QUERY_ADDR, d->query_addr);
+    dma_dev_put64(regs, DMA_DEV_REG_QUERY_BASE, r ? r->iova : UINT64_MAX);
+    dma_dev_put64(regs, DMA_DEV_REG_QUERY_SIZE, r ? r->size : 0);
     if (!is_write) {
         unsigned i, mapped = 0;
 
@@ -246,8 +278,8 @@ static ssize_t dma_dev_bar0_access(vfu_ctx_t *ctx, char *buf, size_t count,
     }
 
     memcpy(regs + offset, buf, count);
-    d->addr = dma_dev_get32(regs, DMA_DEV_REG_ADDR) |
-              (uint64_t)dma_dev_get32(regs, DMA_DEV_REG_ADDR + 4) << 32;
+    d->addr = dma_dev_get64(regs, DMA_DEV_REG_ADDR);
+    d->query_addr = dma_dev_get64(regs, DMA_DEV_REG_QUERY_ADDR);
     d->len = dma_dev_get32(regs, DMA_DEV_REG_LEN);
     d->buf_offset = dma_dev_get32(regs, DMA_DEV_REG_BUF_OFFSET);
     if (offset < DMA_DEV_REG_CMD + 4 && offset + count > DMA_DEV_REG_CMD) {
