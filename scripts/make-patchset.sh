@@ -4,10 +4,10 @@
 # into reviewable commits (scripts/patchset/*.msg), then the patches that
 # wire the new files into the build, docs and tests.
 #
-# Order rule: a patch from patches/ whose subject starts with "vfio:" or
-# "vfio/" edits hw/vfio and goes first; any other subject ("vfio-user:",
-# "tests/qtest:", "docs:", "MAINTAINERS:") needs the new files and goes
-# after them.
+# Order rule: a patch from patches/ whose subject starts with "vfio:",
+# "vfio/" or "qapi/" edits what the new files build on and goes first;
+# any other subject ("vfio-user:", "tests/qtest:", "docs:") needs the new
+# files and goes after them.
 #
 # Each scripts/patchset/NN-name.msg is a commit message (subject, blank
 # line, body) followed by "Files:" lines listing globs relative to the
@@ -30,7 +30,7 @@ before=() after=()
 for p in "$top"/patches/*.patch; do
     subj=$(sed -n 's/^Subject: \(\[PATCH[^]]*\] \)\{0,1\}//p' "$p" | head -n1)
     case "$subj" in
-        vfio:*|vfio/*) before+=("$p");;
+        vfio:*|vfio/*|qapi/*) before+=("$p");;
         *) after+=("$p");;
     esac
 done

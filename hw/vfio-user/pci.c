@@ -15,6 +15,7 @@
 #include "qapi/visitor.h"
 #include "qemu/error-report.h"
 #include "migration/blocker.h"
+#include "qapi/qapi-events-vfio.h"
 #include "hw/qdev-properties.h"
 #include "hw/vfio/pci.h"
 #include "hw/vfio-user/container.h"
@@ -49,12 +50,34 @@ VFIOUserDevice *vfio_user_device_of(VFIODevice *vbasedev)
     return &VFIO_USER_PCI(vdev)->udev;
 }
 
-/* The server went away: the guest sees a failed device from now on. */
-static void vfio_user_pci_server_died(void *opaque)
+/*
+ * The server went away (main loop, after every waiter has failed): the
+ * guest sees a failed device from now on.  Accesses by message already
+ * read all ones and drop writes (device.c); stop direct access to the
+ * memory the server had given for its BARs, so that reads there are all
+ * ones too, drop a level interrupt that will never be acknowledged, and
+ * tell the management layer.
+ */
+static void vfio_user_pci_server_died(void *opaque, const char *reason)
 {
     VFIOUserPCIDevice *udev = opaque;
+    VFIOPCIDevice *vdev = &udev->parent_obj;
+    DeviceState *dev = DEVICE(udev);
+    g_autofree char *path = object_get_canonical_path(OBJECT(udev));
 
-    trace_vfio_user_pci_server_died(udev->parent_obj.vbasedev.name);
+    trace_vfio_user_pci_server_died(vdev->vbasedev.name, reason);
+    if (vdev->intx.mmap_timer) {
+        timer_del(vdev->intx.mmap_timer);
+    }
+    for (int i = 0; i < PCI_ROM_SLOT; i++) {
+        vfio_region_mmaps_set_enabled(&vdev->bars[i].region, false);
+    }
+    if (vdev->intx.pending) {
+        vdev->intx.pending = false;
+        pci_irq_deassert(&vdev->pdev);
+    }
+    qapi_event_send_vfio_user_server_lost(dev->id ? dev->id : "", path,
+                                          reason);
 }
 
 /*

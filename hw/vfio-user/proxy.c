@@ -83,7 +83,7 @@ struct VFIOUserProxy {
     QemuCond handler_idle;
 
     QEMUBH *death_bh;
-    void (*death_notify)(void *opaque);
+    void (*death_notify)(void *opaque, const char *reason);
     void *death_opaque;
 
     VFIOUserPeerCaps caps;
@@ -171,7 +171,7 @@ static void proxy_death_bh(void *opaque)
     error_report("vfio-user: %s: connection to the server lost: %s",
                  proxy->name, proxy->death_reason);
     if (proxy->death_notify) {
-        proxy->death_notify(proxy->death_opaque);
+        proxy->death_notify(proxy->death_opaque, proxy->death_reason);
     }
 }
 
@@ -660,7 +660,8 @@ void vfio_user_set_request_handler(VFIOUserProxy *proxy,
 }
 
 void vfio_user_set_death_notifier(VFIOUserProxy *proxy,
-                                  void (*notify)(void *opaque),
+                                  void (*notify)(void *opaque,
+                                                 const char *reason),
                                   void *opaque)
 {
     proxy->death_notify = notify;

@@ -67,8 +67,10 @@ VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *devname,
 void vfio_user_set_request_handler(VFIOUserProxy *proxy,
                                    VFIOUserRequestHandler handler,
                                    void *opaque);
+/* Called in the main loop once the connection is dead, with why. */
 void vfio_user_set_death_notifier(VFIOUserProxy *proxy,
-                                  void (*notify)(void *opaque),
+                                  void (*notify)(void *opaque,
+                                                 const char *reason),
                                   void *opaque);
 bool vfio_user_negotiate(VFIOUserProxy *proxy, Error **errp);
 void vfio_user_disconnect(VFIOUserProxy *proxy);

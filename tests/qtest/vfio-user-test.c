@@ -610,6 +610,42 @@ static void test_hotplug_unplug(void)
     ctx_stop(&c);
 }
 
+/*
+ * The server dies at run time: QEMU stays up, says so with an event, and
+ * the guest sees a failed device (all ones, writes dropped) at once.
+ */
+static void test_server_death(void)
+{
+    TestCtx c = { 0 };
+    QPCIBar bar1;
+    QDict *ev, *data, *resp;
+
+    ctx_start(&c, NULL, NULL, NULL);
+    bar1 = qpci_iomap(c.dev, 1, NULL);
+    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, VU_TEST_ID_MAGIC);
+    qpci_io_writel(c.dev, bar1, 0x100, 0x12345678);
+
+    vu_test_server_disconnect(c.srv);
+    ev = qtest_qmp_eventwait_ref(c.qts, "VFIO_USER_SERVER_LOST");
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmpstr(qdict_get_str(data, "device-id"), ==, "vu0");
+    g_assert_cmpstr(qdict_get_str(data, "qom-path"), ==,
+                    "/machine/peripheral/vu0");
+    g_assert(strstr(qdict_get_str(data, "reason"), "closed"));
+    qobject_unref(ev);
+
+    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, 0xffffffff);
+    bar0_writel(&c, VU_TEST_REG_SCRATCH, 1);
+    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_SCRATCH), ==, 0xffffffff);
+    /* The mmapped sparse area is no longer reachable either. */
+    g_assert_cmphex(qpci_io_readl(c.dev, bar1, 0x100), ==, 0xffffffff);
+
+    resp = qtest_qmp(c.qts, "{'execute': 'query-status'}");
+    g_assert(qdict_haskey(resp, "return"));
+    qobject_unref(resp);
+    ctx_stop(&c);
+}
+
 /* A missing socket fails realize with an error naming it; QEMU lives on. */
 static void test_missing_socket(void)
 {
@@ -655,5 +691,6 @@ int main(int argc, char **argv)
     qtest_add_func("/vfio-user/irq/intx", test_intx);
     qtest_add_func("/vfio-user/reset", test_reset);
     qtest_add_func("/vfio-user/hotplug-unplug", test_hotplug_unplug);
+    qtest_add_func("/vfio-user/server-death", test_server_death);
     return g_test_run();
 }
