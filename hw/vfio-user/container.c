@@ -151,8 +151,7 @@ static bool vfio_user_container_attach(const char *name,
 
     ret = vbasedev->io_ops->get_device_info(vbasedev, &info);
     if (ret < 0) {
-        error_setg_errno(errp, -ret, "vfio-user: %s: cannot get device info",
-                         vfio_user_name(udev->proxy));
+        error_setg_errno(errp, -ret, "cannot get device info");
         return false;
     }
     vbasedev->num_irqs = info.num_irqs;

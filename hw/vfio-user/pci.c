@@ -165,7 +165,7 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
                                          &DEVICE(pdev)->mem_reentrancy_guard,
                                          errp);
     if (!udev->udev.proxy) {
-        return;
+        goto error;
     }
     vfio_user_set_death_notifier(udev->udev.proxy,
                                  vfio_user_pci_server_died, udev);

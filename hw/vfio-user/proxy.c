@@ -602,18 +602,18 @@ VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *devname,
     } else if (addr->type == SOCKET_ADDRESS_TYPE_FD) {
         where = addr->u.fd.str;
     } else {
-        error_setg(errp, "vfio-user: socket must be a UNIX socket path "
+        error_setg(errp, "socket must be a UNIX socket path "
                    "or an fd");
         return NULL;
     }
 
     if (qio_channel_socket_connect_sync(sioc, addr, errp) < 0) {
-        error_prepend(errp, "vfio-user: cannot connect to '%s': ", where);
+        error_prepend(errp, "cannot connect to '%s': ", where);
         return NULL;
     }
     if (!qio_channel_has_feature(QIO_CHANNEL(sioc),
                                  QIO_CHANNEL_FEATURE_FD_PASS)) {
-        error_setg(errp, "vfio-user: '%s' cannot pass file descriptors "
+        error_setg(errp, "'%s' cannot pass file descriptors "
                    "(not a UNIX socket?)", where);
         return NULL;
     }
@@ -792,19 +792,17 @@ bool vfio_user_negotiate(VFIOUserProxy *proxy, Error **errp)
     ret = vfio_user_request(proxy, VFIO_USER_VERSION, iov, 2, NULL, 0,
                             &reply);
     if (ret < 0) {
-        error_setg_errno(errp, -ret, "vfio-user: %s: version negotiation "
-                         "failed", proxy->name);
+        error_setg_errno(errp, -ret, "version negotiation failed");
         return false;
     }
     if (reply.len < sizeof(*rver) || reply.len > VFIO_USER_VERSION_MAX) {
-        error_setg(errp, "vfio-user: %s: VERSION reply of %zu bytes",
-                   proxy->name, reply.len);
+        error_setg(errp, "VERSION reply of %zu bytes", reply.len);
         return false;
     }
     if (rver->major != VFIO_USER_MAJOR_VER ||
         rver->minor > VFIO_USER_MINOR_VER) {
-        error_setg(errp, "vfio-user: %s: server answered version %u.%u to "
-                   "our %u.%u", proxy->name, rver->major, rver->minor,
+        error_setg(errp, "server answered version %u.%u to our %u.%u",
+                   rver->major, rver->minor,
                    VFIO_USER_MAJOR_VER, VFIO_USER_MINOR_VER);
         return false;
     }
@@ -814,13 +812,11 @@ bool vfio_user_negotiate(VFIOUserProxy *proxy, Error **errp)
         Error *err = NULL;
 
         if (!memchr(data, '\0', datalen)) {
-            error_setg(errp, "vfio-user: %s: VERSION data is not "
-                       "NUL-terminated", proxy->name);
+            error_setg(errp, "VERSION data is not NUL-terminated");
             return false;
         }
         if (!proxy_parse_caps(proxy, data, &err)) {
-            error_propagate_prepend(errp, err, "vfio-user: %s: bad VERSION "
-                                    "reply: ", proxy->name);
+            error_propagate_prepend(errp, err, "bad VERSION reply: ");
             return false;
         }
     }
