@@ -44,9 +44,12 @@
 #include "hw/vfio-user/proxy.h"
 #include "trace.h"
 
-/* Largest message we accept: a DMA_WRITE of our maximum size. */
-#define VFIO_USER_MAX_RECV_MSG \
-    (sizeof(VFIOUserHdr) + sizeof(VFIOUserDMARW) + VFIO_USER_CLIENT_MAX_XFER)
+/*
+ * Largest message we read: beyond it the stream is not worth reading.
+ * Up to it, a request too big for us (a DMA_WRITE above our
+ * max_data_xfer_size) is read to its end and refused with E2BIG.
+ */
+#define VFIO_USER_MAX_RECV_MSG  VFIO_USER_MAX_MSG
 #define VFIO_USER_VERSION_MAX   4096
 
 typedef struct VFIOUserPending {

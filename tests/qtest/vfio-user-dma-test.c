@@ -1,13 +1,902 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Placeholder: being written.
+ * qtests for vfio-user-pci's secure DMA: with secure-dma=on no memory fd
+ * reaches the server, which must ask for every access with DMA_READ or
+ * DMA_WRITE, and the client refuses whatever lies outside its current
+ * mappings, breaks their permission, overflows or exceeds its limits.
+ *
+ * The server is the test server of vfio-user-server.c, in a thread of
+ * this process; it sends the DMA requests a test asks for and reports
+ * the client's answer.
  */
 
 #include "qemu/osdep.h"
 #include "libqtest.h"
+#include "libqos/pci.h"
+#include "libqos/pci-pc.h"
+#include "hw/pci/pci_regs.h"
+#include "qobject/qdict.h"
+#include "hw/i386/intel_iommu_internal.h"
+#include "vfio-user-server.h"
+
+#define SLOT            4
+#define DEVFN           QPCI_DEVFN(SLOT, 0)
+#define RAM_MB          256
+#define RAM_END         ((uint64_t)RAM_MB << 20)
+#define GUEST_SCRATCH   0x500000
+#define GUEST_TARGET    0x600000
+#define CLIENT_MAX_XFER (1024 * 1024)   /* what the client advertises */
+#define BIOS_ROM        0xfffc0000ULL   /* the firmware, mapped read-only */
+#define DIMM_SIZE       (128 * 1024 * 1024)
+/* ACPI memory hot-plug registers of the pc machine (PIIX4 PM) */
+#define MEMHP_IO_BASE   0x0a00
+#define MEMHP_SELECTOR  0x00
+#define MEMHP_FLAGS     0x14
+#define MEMHP_EJECT     0x08
+#define GUARD_SEED      0xa5
+
+/* Guest RAM with an fd, which secure-dma must never hand out. */
+#define MEMFD_RAM "-object memory-backend-memfd,id=mem,size=256M,share=on " \
+                  "-machine memory-backend=mem"
+#define SECURE  ",secure-dma=on"
+
+typedef struct TestCtx {
+    char *tmpdir;
+    char *sock;
+    VUTestServer *srv;
+    QTestState *qts;
+    QPCIBus *bus;
+    QPCIDevice *dev;
+    QPCIBar bar0;
+    uint64_t bar0_size;
+    uint64_t good_dma;          /* where a DMA must work; 0: GUEST_SCRATCH */
+    uint64_t good_gpa;          /* the guest page it reaches */
+} TestCtx;
+
+static void ctx_server(TestCtx *c, const VUTestServerConfig *cfg)
+{
+    c->tmpdir = g_dir_make_tmp("vfio-user-dma-test-XXXXXX", NULL);
+    g_assert(c->tmpdir);
+    c->sock = g_build_filename(c->tmpdir, "sock", NULL);
+    c->srv = vu_test_server_new(c->sock, cfg);
+    g_assert(c->srv);
+}
+
+static void ctx_find_device(TestCtx *c)
+{
+    c->bus = qpci_new_pc(c->qts, NULL);
+    c->dev = qpci_device_find(c->bus, DEVFN);
+    g_assert(c->dev);
+    qpci_device_enable(c->dev);
+    c->bar0 = qpci_iomap(c->dev, 0, &c->bar0_size);
+}
+
+/* Start a server and QEMU with the device at slot 4. */
+static void ctx_start_args(TestCtx *c, const char *qemu_args,
+                           const char *dev_extra)
+{
+    ctx_server(c, NULL);
+    c->qts = qtest_initf("%s -device vfio-user-pci,id=vu0,addr=%d.0,"
+                         "socket.type=unix,socket.path=%s%s",
+                         qemu_args, SLOT, c->sock,
+                         dev_extra ? dev_extra : "");
+    ctx_find_device(c);
+}
+
+/* ... on a pc with memfd RAM */
+static void ctx_start(TestCtx *c, const char *dev_extra)
+{
+    ctx_start_args(c, "-machine pc -m 256M " MEMFD_RAM, dev_extra);
+}
+
+static void ctx_stop(TestCtx *c)
+{
+    g_free(c->dev);
+    if (c->bus) {
+        qpci_free_pc(c->bus);
+    }
+    if (c->qts) {
+        qtest_quit(c->qts);
+    }
+    if (c->srv) {
+        vu_test_server_free(c->srv);
+    }
+    if (c->tmpdir) {
+        rmdir(c->tmpdir);
+    }
+    g_free(c->sock);
+    g_free(c->tmpdir);
+    memset(c, 0, sizeof(*c));
+}
+
+static uint32_t bar0_readl(TestCtx *c, uint64_t off)
+{
+    return qpci_io_readl(c->dev, c->bar0, off);
+}
+
+static void bar0_writel(TestCtx *c, uint64_t off, uint32_t val)
+{
+    qpci_io_writel(c->dev, c->bar0, off, val);
+}
+
+static void bar0_writeq(TestCtx *c, uint64_t off, uint64_t val)
+{
+    qpci_io_writeq(c->dev, c->bar0, off, val);
+}
+
+static void fill_pattern(uint8_t *buf, size_t len, uint8_t seed)
+{
+    for (size_t i = 0; i < len; i++) {
+        buf[i] = (uint8_t)(i * 7 + seed + (i >> 8));
+    }
+}
+
+/* The DMA_MAP of [start, end), or NULL. */
+static VUTestDMAMapRecord *find_map(GArray *maps, uint64_t start,
+                                    uint64_t end)
+{
+    for (guint i = 0; i < maps->len; i++) {
+        VUTestDMAMapRecord *m = &g_array_index(maps, VUTestDMAMapRecord, i);
+
+        if (m->err == 0 && m->iova <= start && end <= m->iova + m->size) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * The server writes, then reads back, @len bytes at DMA address @addr,
+ * by message; both are checked against guest memory at @gpa as qtest
+ * sees it.
+ */
+static void check_server_dma_at(TestCtx *c, uint64_t addr, uint64_t gpa,
+                                size_t len)
+{
+    g_autofree uint8_t *out = g_malloc(len);
+    g_autofree uint8_t *in = g_malloc(len);
+    VUTestServerStats before, after;
+
+    vu_test_server_get_stats(c->srv, &before);
+    fill_pattern(out, len, 3);
+    g_assert_cmpint(vu_test_server_dma_write(c->srv, addr, out, len), ==, 0);
+    qtest_memread(c->qts, gpa, in, len);
+    g_assert_cmpmem(in, len, out, len);
+
+    fill_pattern(out, len, 101);
+    qtest_memwrite(c->qts, gpa, out, len);
+    memset(in, 0, len);
+    g_assert_cmpint(vu_test_server_dma_read(c->srv, addr, in, len), ==, 0);
+    g_assert_cmpmem(in, len, out, len);
+
+    vu_test_server_get_stats(c->srv, &after);
+    g_assert_cmpuint(after.dma_bytes_written - before.dma_bytes_written, ==,
+                     len);
+    g_assert_cmpuint(after.dma_bytes_read - before.dma_bytes_read, ==, len);
+    g_assert_cmpuint(after.dma_bad_replies, ==, before.dma_bad_replies);
+}
+
+static void check_server_dma(TestCtx *c, uint64_t addr, size_t len)
+{
+    check_server_dma_at(c, addr, addr, len);
+}
+
+/* Run the device's DMA engine and wait for it; returns DMA_STATUS. */
+static uint32_t run_dma(TestCtx *c, uint64_t src, uint64_t dst,
+                        uint64_t len, uint32_t cmd)
+{
+    bar0_writeq(c, VU_TEST_REG_DMA_SRC, src);
+    bar0_writeq(c, VU_TEST_REG_DMA_DST, dst);
+    bar0_writeq(c, VU_TEST_REG_DMA_LEN, len);
+    bar0_writel(c, VU_TEST_REG_DMA_CMD, VU_TEST_DMA_CMD_START | cmd);
+    /* The server DMAs before answering; a read is ordered after it. */
+    return bar0_readl(c, VU_TEST_REG_DMA_STATUS);
+}
+
+/* ---------------------------------------------------------------------- */
+
+/*
+ * secure-dma=on with memfd RAM: no DMA_MAP carries an fd, yet the server
+ * reaches guest RAM both ways by DMA_READ/DMA_WRITE.
+ */
+static void test_secure_both_directions(void)
+{
+    const size_t len = VU_TEST_BUF_SIZE;
+    g_autofree uint8_t *out = g_malloc(len);
+    g_autofree uint8_t *in = g_malloc(len);
+    g_autoptr(GArray) maps = NULL;
+    VUTestServerStats st;
+    TestCtx c = { 0 };
+
+    ctx_start(&c, SECURE);
+
+    maps = vu_test_server_dma_maps(c.srv);
+    g_assert_cmpuint(maps->len, >, 0);
+    g_assert_cmpuint(vu_test_server_cmd_count(c.srv, VFIO_USER_DMA_MAP), ==,
+                     maps->len);
+    g_assert_cmpuint(vu_test_server_cmd_fds(c.srv, VFIO_USER_DMA_MAP), ==, 0);
+    for (guint i = 0; i < maps->len; i++) {
+        VUTestDMAMapRecord *m = &g_array_index(maps, VUTestDMAMapRecord, i);
+
+        g_assert_cmpint(m->err, ==, 0);
+        g_assert_cmpuint(m->nfds, ==, 0);
+    }
+    g_assert(find_map(maps, GUEST_SCRATCH, GUEST_SCRATCH + 0x10000));
+
+    check_server_dma(&c, GUEST_SCRATCH + 0x123, 3 * 4096 + 100);
+    /* The largest transfer the client allows, in one message each way. */
+    check_server_dma(&c, GUEST_TARGET, CLIENT_MAX_XFER);
+    /* The last bytes of RAM. */
+    check_server_dma(&c, RAM_END - 64, 64);
+
+    /* The device's own engine, by message too. */
+    fill_pattern(out, len, 21);
+    qtest_memwrite(c.qts, GUEST_SCRATCH, out, len);
+    g_assert_cmphex(run_dma(&c, GUEST_SCRATCH, 0, len, 0), ==,
+                    VU_TEST_DMA_STATUS_DONE);
+    vu_test_server_buf_read(c.srv, 0, in, len);
+    g_assert_cmpmem(in, len, out, len);
+    fill_pattern(out, len, 22);
+    vu_test_server_buf_write(c.srv, 0, out, len);
+    g_assert_cmphex(run_dma(&c, 0, GUEST_TARGET, len,
+                            VU_TEST_DMA_CMD_TO_GUEST), ==,
+                    VU_TEST_DMA_STATUS_DONE);
+    qtest_memread(c.qts, GUEST_TARGET, in, len);
+    g_assert_cmpmem(in, len, out, len);
+
+    vu_test_server_get_stats(c.srv, &st);
+    g_assert_cmpuint(st.dma_bytes_mmap, ==, 0);
+    g_assert_cmpuint(st.dma_error_replies, ==, 0);
+    g_assert_cmpuint(vu_test_server_cmd_fds(c.srv, VFIO_USER_DMA_MAP), ==, 0);
+    ctx_stop(&c);
+}
+
+/* secure-dma=off, for contrast: the same RAM is mapped with its fd. */
+static void test_insecure_ram_fd(void)
+{
+    g_autoptr(GArray) maps = NULL;
+    VUTestDMAMapRecord *ram;
+    TestCtx c = { 0 };
+
+    ctx_start(&c, NULL);
+    maps = vu_test_server_dma_maps(c.srv);
+    ram = find_map(maps, GUEST_SCRATCH, GUEST_SCRATCH + 0x10000);
+    g_assert(ram);
+    g_assert_cmpuint(ram->nfds, ==, 1);
+    g_assert_cmpuint(vu_test_server_cmd_fds(c.srv, VFIO_USER_DMA_MAP), >=, 1);
+    ctx_stop(&c);
+}
+
+/* ---------------------------------------------------------------------- */
+
+#define GUARD_LEN       0x3000
+
+/*
+ * Send @req, which the client must refuse with @err, and check that the
+ * guest memory at @guard (GUARD_LEN bytes, if not 0) is unchanged and
+ * that the connection still serves a good DMA afterwards.
+ */
+static void check_refused(TestCtx *c, const VUTestDMARequest *req, int err,
+                          uint64_t guard)
+{
+    g_autofree uint8_t *before = g_malloc(GUARD_LEN);
+    g_autofree uint8_t *after = g_malloc(GUARD_LEN);
+    VUTestServerStats st;
+    VUTestDMAResult res;
+    unsigned refused;
+    int ret;
+
+    if (guard) {
+        fill_pattern(before, GUARD_LEN, GUARD_SEED);
+        qtest_memwrite(c->qts, guard, before, GUARD_LEN);
+        /* Read back: ROM ignores the write and keeps its contents. */
+        qtest_memread(c->qts, guard, before, GUARD_LEN);
+    }
+    vu_test_server_get_stats(c->srv, &st);
+    refused = st.dma_error_replies;
+
+    ret = vu_test_server_dma(c->srv, req, &res);
+    g_test_message("%s 0x%" PRIx64 " count 0x%" PRIx64 " data %zu: %d",
+                   req->write ? "DMA_WRITE" : "DMA_READ", req->address,
+                   req->count, req->data_len, ret);
+    g_assert_cmpint(ret, ==, -err);
+    g_assert(res.error_reply);
+    g_assert_cmpint(res.err, ==, err);
+    g_assert(!res.data || res.data->len == 0);
+    if (res.data) {
+        g_byte_array_unref(res.data);
+    }
+    vu_test_server_get_stats(c->srv, &st);
+    g_assert_cmpuint(st.dma_error_replies, ==, refused + 1);
+
+    if (guard) {
+        qtest_memread(c->qts, guard, after, GUARD_LEN);
+        g_assert_cmpmem(after, GUARD_LEN, before, GUARD_LEN);
+    }
+
+    /* The connection lives on, and in step. */
+    if (c->good_dma) {
+        check_server_dma_at(c, c->good_dma, c->good_gpa, 0x800);
+    } else {
+        check_server_dma(c, GUEST_SCRATCH, 0x800);
+    }
+    g_assert_cmphex(bar0_readl(c, VU_TEST_REG_ID), ==, VU_TEST_ID_MAGIC);
+}
+
+static void refuse_write(TestCtx *c, uint64_t addr, uint64_t count, int err,
+                         uint64_t guard)
+{
+    g_autofree uint8_t *data = g_malloc(count);
+    VUTestDMARequest req = {
+        .write = true, .address = addr, .count = count,
+        .data = data, .data_len = count,
+    };
+
+    memset(data, 0x5c, count);
+    check_refused(c, &req, err, guard);
+}
+
+static void refuse_read(TestCtx *c, uint64_t addr, uint64_t count, int err)
+{
+    VUTestDMARequest req = { .address = addr, .count = count };
+
+    check_refused(c, &req, err, 0);
+}
+
+/* An address no mapping covers: above the top of RAM. */
+static void test_refuse_out_of_range(void)
+{
+    TestCtx c = { 0 };
+
+    ctx_start(&c, SECURE);
+    refuse_write(&c, RAM_END + 0x100000, 0x1000, EFAULT,
+                 RAM_END - GUARD_LEN);
+    refuse_read(&c, RAM_END + 0x100000, 0x1000, EFAULT);
+    refuse_write(&c, RAM_END, 1, EFAULT, RAM_END - GUARD_LEN);
+    refuse_read(&c, RAM_END, 1, EFAULT);
+    /* The 640 KiB - 768 KiB VGA window is MMIO, not a mapping either. */
+    refuse_write(&c, 0xa0000, 0x100, EFAULT, 0xa0000 - GUARD_LEN);
+    refuse_read(&c, 0xa0000, 0x100, EFAULT);
+    ctx_stop(&c);
+}
+
+/* Starts in RAM, runs past its end: nothing at all may be written. */
+static void test_refuse_partly_mapped(void)
+{
+    TestCtx c = { 0 };
+
+    ctx_start(&c, SECURE);
+    refuse_write(&c, RAM_END - 0x800, 0x1000, EFAULT, RAM_END - GUARD_LEN);
+    refuse_read(&c, RAM_END - 0x800, 0x1000, EFAULT);
+    refuse_write(&c, RAM_END - 1, 2, EFAULT, RAM_END - GUARD_LEN);
+    /* Ends in the VGA hole after starting in low RAM. */
+    refuse_write(&c, 0xa0000 - 0x100, 0x200, EFAULT, 0xa0000 - GUARD_LEN);
+    ctx_stop(&c);
+}
+
+/* The firmware ROM is mapped read-only: it can be read, not written. */
+static void test_refuse_read_only(void)
+{
+    g_autoptr(GArray) maps = NULL;
+    g_autofree uint8_t *rom = g_malloc(0x1000);
+    g_autofree uint8_t *in = g_malloc(0x1000);
+    VUTestDMAMapRecord *m;
+    TestCtx c = { 0 };
+
+    ctx_start(&c, SECURE);
+    maps = vu_test_server_dma_maps(c.srv);
+    m = find_map(maps, BIOS_ROM, BIOS_ROM + 0x1000);
+    g_assert(m);
+    g_assert_cmphex(m->flags, ==, VFIO_USER_F_DMA_REGION_READ);
+
+    qtest_memread(c.qts, BIOS_ROM, rom, 0x1000);
+    g_assert_cmpint(vu_test_server_dma_read(c.srv, BIOS_ROM, in, 0x1000), ==,
+                    0);
+    g_assert_cmpmem(in, 0x1000, rom, 0x1000);
+
+    refuse_write(&c, BIOS_ROM, 0x1000, EPERM, BIOS_ROM);
+    refuse_write(&c, BIOS_ROM + 0x1000, 1, EPERM, BIOS_ROM);
+    /* The ROM's read-only shadow below 1 MiB, too. */
+    refuse_write(&c, 0xf0000, 0x100, EPERM, 0xf0000 - 0x1000);
+    ctx_stop(&c);
+}
+
+/* The address wraps around: no partial access, no wrap to address 0. */
+static void test_refuse_overflow(void)
+{
+    TestCtx c = { 0 };
+
+    ctx_start(&c, SECURE);
+    refuse_write(&c, 0xfffffffffffff000ULL, 0x2000, EFAULT, 0);
+    refuse_read(&c, 0xfffffffffffff000ULL, 0x2000, EFAULT);
+    refuse_write(&c, UINT64_MAX, 2, EFAULT, 0);
+    ctx_stop(&c);
+}
+
+/* A count above the max_data_xfer_size the client advertised. */
+static void test_refuse_too_big(void)
+{
+    /* A count no client could take, with a little data only. */
+    VUTestDMARequest huge_write = {
+        .write = true, .address = GUEST_TARGET, .count = UINT64_MAX / 2,
+        .data_len = 0x1000,
+    };
+    VUTestClientInfo ci;
+    TestCtx c = { 0 };
+
+    ctx_start(&c, SECURE);
+    vu_test_server_get_client_info(c.srv, &ci);
+    g_free(ci.json);
+    g_assert_cmpuint(ci.max_data_xfer_size, ==, CLIENT_MAX_XFER);
+
+    refuse_read(&c, GUEST_TARGET, CLIENT_MAX_XFER + 1, E2BIG);
+    refuse_read(&c, GUEST_TARGET, UINT64_MAX / 2, E2BIG);
+    check_refused(&c, &huge_write, E2BIG, GUEST_TARGET);
+    ctx_stop(&c);
+}
+
+/*
+ * A well-formed DMA_WRITE one byte over the limit, data included: the
+ * client answers E2BIG and goes on, it does not drop the connection.
+ */
+static void test_refuse_too_big_write(void)
+{
+    TestCtx c = { 0 };
+
+    ctx_start(&c, SECURE);
+    refuse_write(&c, GUEST_TARGET, CLIENT_MAX_XFER + 1, E2BIG,
+                 GUEST_TARGET);
+    ctx_stop(&c);
+}
+
+/* The message carries more or less data than its count says. */
+static void test_refuse_size_mismatch(void)
+{
+    g_autofree uint8_t *data = g_malloc(0x1000);
+    VUTestDMARequest req = { .address = GUEST_TARGET, .data = data };
+    TestCtx c = { 0 };
+
+    memset(data, 0x3c, 0x1000);
+    ctx_start(&c, SECURE);
+
+    /* DMA_WRITE with less data than count. */
+    req.write = true;
+    req.count = 0x1000;
+    req.data_len = 0x800;
+    check_refused(&c, &req, EINVAL, GUEST_TARGET);
+    /* DMA_WRITE with more. */
+    req.count = 0x800;
+    req.data_len = 0x1000;
+    check_refused(&c, &req, EINVAL, GUEST_TARGET);
+    /* DMA_WRITE with none. */
+    req.count = 0x1000;
+    req.data_len = 0;
+    check_refused(&c, &req, EINVAL, GUEST_TARGET);
+    /* DMA_READ carrying data. */
+    req.write = false;
+    req.count = 0x1000;
+    req.data_len = 8;
+    check_refused(&c, &req, EINVAL, GUEST_TARGET);
+    req.data_len = 0x1000;
+    check_refused(&c, &req, EINVAL, GUEST_TARGET);
+    ctx_stop(&c);
+}
+
+static void qmp_ok(QTestState *qts, QDict *resp)
+{
+    g_assert(resp);
+    if (!qdict_haskey(resp, "return")) {
+        g_test_message("QMP error: %s",
+                       qdict_get_try_str(qdict_get_qdict(resp, "error"),
+                                         "desc"));
+        g_assert_not_reached();
+    }
+    qobject_unref(resp);
+}
+
+/* Hot-plug a pc-dimm of DIMM_SIZE over backend "hp0" at @addr (0: any). */
+static uint64_t plug_dimm(TestCtx *c, const char *id, uint64_t addr)
+{
+    QDict *resp;
+    uint64_t got;
+
+    if (addr) {
+        resp = qtest_qmp(c->qts, "{'execute': 'device_add', 'arguments': {"
+                         "'driver': 'pc-dimm', 'id': %s, 'memdev': 'hp0',"
+                         "'addr': %" PRIu64 "}}", id, addr);
+    } else {
+        resp = qtest_qmp(c->qts, "{'execute': 'device_add', 'arguments': {"
+                         "'driver': 'pc-dimm', 'id': %s, 'memdev': 'hp0'}}",
+                         id);
+    }
+    qmp_ok(c->qts, resp);
+    resp = qtest_qmp(c->qts, "{'execute': 'qom-get', 'arguments': {"
+                     "'path': %s, 'property': 'addr'}}", id);
+    g_assert(qdict_haskey(resp, "return"));
+    got = qdict_get_int(resp, "return");
+    qobject_unref(resp);
+    g_assert(!addr || got == addr);
+    return got;
+}
+
+/* device_del, and the guest's side of ACPI memory hot-unplug: eject. */
+static void unplug_dimm(TestCtx *c, const char *id)
+{
+    qtest_qmp_device_del_send(c->qts, id);
+    qtest_outl(c->qts, MEMHP_IO_BASE + MEMHP_SELECTOR, 0);
+    qtest_outl(c->qts, MEMHP_IO_BASE + MEMHP_FLAGS, MEMHP_EJECT);
+    qtest_qmp_eventwait(c->qts, "DEVICE_DELETED");
+}
+
+static bool was_unmapped(GArray *unmaps, uint64_t iova, uint64_t size)
+{
+    for (guint i = 0; i < unmaps->len; i++) {
+        VUTestDMAUnmapRecord *u =
+            &g_array_index(unmaps, VUTestDMAUnmapRecord, i);
+
+        if (u->err == 0 && u->iova == iova && u->size == size) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Guest RAM that goes away: a pc-dimm, hot-plugged, reachable, then
+ * hot-unplugged.  Once it is gone the server can no longer reach that
+ * memory; plugged again over the same backend, the memory shows that
+ * nothing reached it meanwhile.
+ */
+static void test_refuse_after_unmap(void)
+{
+    g_autofree uint8_t *guard = g_malloc(GUARD_LEN);
+    g_autofree uint8_t *in = g_malloc(GUARD_LEN);
+    g_autoptr(GArray) maps = NULL;
+    g_autoptr(GArray) maps2 = NULL;
+    g_autoptr(GArray) unmaps = NULL;
+    VUTestDMAMapRecord *m;
+    TestCtx c = { 0 };
+    uint64_t addr, target;
+
+    ctx_start_args(&c, "-machine pc -m 256M,slots=2,maxmem=1G " MEMFD_RAM
+                   " -object memory-backend-memfd,id=hp0,size=128M,"
+                   "share=on", SECURE);
+    vu_test_server_clear_log(c.srv);
+    addr = plug_dimm(&c, "dimm0", 0);
+    target = addr + 0x10000;
+    g_test_message("pc-dimm at 0x%" PRIx64, addr);
+    maps = vu_test_server_dma_maps(c.srv);
+    m = find_map(maps, addr, addr + DIMM_SIZE);
+    g_assert(m);
+    g_assert_cmpuint(m->iova, ==, addr);
+    g_assert_cmpuint(m->size, ==, DIMM_SIZE);
+    g_assert_cmpuint(m->nfds, ==, 0);
+    check_server_dma(&c, target, 0x4000);
+
+    fill_pattern(guard, GUARD_LEN, GUARD_SEED);
+    qtest_memwrite(c.qts, target, guard, GUARD_LEN);
+    unplug_dimm(&c, "dimm0");
+    unmaps = vu_test_server_dma_unmaps(c.srv);
+    g_assert(was_unmapped(unmaps, addr, DIMM_SIZE));
+
+    refuse_write(&c, target, GUARD_LEN, EFAULT, 0);
+    refuse_read(&c, target, GUARD_LEN, EFAULT);
+    refuse_write(&c, addr, 1, EFAULT, 0);
+    refuse_write(&c, addr + DIMM_SIZE - 1, 1, EFAULT, 0);
+
+    /* Back at the same address, over the same memory: untouched. */
+    vu_test_server_clear_log(c.srv);
+    plug_dimm(&c, "dimm1", addr);
+    maps2 = vu_test_server_dma_maps(c.srv);
+    g_assert(find_map(maps2, addr, addr + DIMM_SIZE));
+    qtest_memread(c.qts, target, in, GUARD_LEN);
+    g_assert_cmpmem(in, GUARD_LEN, guard, GUARD_LEN);
+    check_server_dma(&c, target, 0x4000);
+    ctx_stop(&c);
+}
+
+/* ---------------------------------------------------------------------- */
+
+/*
+ * The server DMAs before it answers the REGION_WRITE the client waits
+ * for: the client serves the DMA meanwhile, well inside its timeout.
+ */
+static void test_dma_while_waiting(void)
+{
+    const size_t len = VU_TEST_BUF_SIZE;
+    g_autofree uint8_t *out = g_malloc(len);
+    g_autofree uint8_t *in = g_malloc(len);
+    g_autoptr(GArray) writes = NULL;
+    VUTestServerStats st;
+    TestCtx c = { 0 };
+    bool waited = false;
+    int64_t t0, elapsed;
+
+    ctx_start(&c, SECURE ",x-post-writes=off,x-msg-timeout=5000");
+
+    /* Guest to device. */
+    fill_pattern(out, len, 9);
+    qtest_memwrite(c.qts, GUEST_TARGET, out, len);
+    bar0_writeq(&c, VU_TEST_REG_DMA_SRC, GUEST_TARGET);
+    bar0_writeq(&c, VU_TEST_REG_DMA_DST, 0);
+    bar0_writeq(&c, VU_TEST_REG_DMA_LEN, len);
+    t0 = g_get_monotonic_time();
+    bar0_writel(&c, VU_TEST_REG_DMA_CMD, VU_TEST_DMA_CMD_START);
+    elapsed = g_get_monotonic_time() - t0;
+    g_test_message("guest to device: %" PRId64 " us", elapsed);
+    g_assert_cmpint(elapsed, <, G_USEC_PER_SEC);
+    g_assert_cmphex(vu_test_server_reg_read(c.srv, VU_TEST_REG_DMA_STATUS),
+                    ==, VU_TEST_DMA_STATUS_DONE);
+    vu_test_server_buf_read(c.srv, 0, in, len);
+    g_assert_cmpmem(in, len, out, len);
+
+    /* Device to guest. */
+    fill_pattern(out, len, 55);
+    vu_test_server_buf_write(c.srv, 0, out, len);
+    bar0_writeq(&c, VU_TEST_REG_DMA_SRC, 0);
+    bar0_writeq(&c, VU_TEST_REG_DMA_DST, GUEST_TARGET + 0x10000);
+    t0 = g_get_monotonic_time();
+    bar0_writel(&c, VU_TEST_REG_DMA_CMD,
+                VU_TEST_DMA_CMD_START | VU_TEST_DMA_CMD_TO_GUEST);
+    elapsed = g_get_monotonic_time() - t0;
+    g_test_message("device to guest: %" PRId64 " us", elapsed);
+    g_assert_cmpint(elapsed, <, G_USEC_PER_SEC);
+    g_assert_cmphex(vu_test_server_reg_read(c.srv, VU_TEST_REG_DMA_STATUS),
+                    ==, VU_TEST_DMA_STATUS_DONE);
+    qtest_memread(c.qts, GUEST_TARGET + 0x10000, in, len);
+    g_assert_cmpmem(in, len, out, len);
+
+    /* Both went by message, and the client did wait for each reply. */
+    vu_test_server_get_stats(c.srv, &st);
+    g_assert_cmpuint(st.dma_bytes_mmap, ==, 0);
+    g_assert_cmpuint(st.dma_bytes_read, ==, len);
+    g_assert_cmpuint(st.dma_bytes_written, ==, len);
+    g_assert_cmpuint(st.dma_timeouts, ==, 0);
+    writes = vu_test_server_region_writes(c.srv);
+    for (guint i = 0; i < writes->len; i++) {
+        VUTestRegionWriteRecord *w =
+            &g_array_index(writes, VUTestRegionWriteRecord, i);
+
+        if (w->region == VFIO_PCI_BAR0_REGION_INDEX &&
+            w->offset == VU_TEST_REG_DMA_CMD) {
+            g_assert(!w->no_reply);
+            g_assert_cmpint(w->err, ==, 0);
+            waited = true;
+        }
+    }
+    g_assert(waited);
+    g_assert_cmpuint(bar0_readl(&c, VU_TEST_REG_DMA_COUNT), ==, 2);
+    ctx_stop(&c);
+}
+
+/* ---------------------------------------------------------------------- */
+
+/*
+ * DMA through a vIOMMU: the guest's VT-d tables, built here in guest
+ * memory, decide what the server can reach.  Second-level translation,
+ * 39-bit address width (3 levels), domain 1, bus 0.
+ */
+#define VTD_BASE        0xfed90000ULL
+#define VTD_ROOT        0x100000        /* root table */
+#define VTD_CTX         0x101000        /* context table of bus 0 */
+#define VTD_L3          0x102000        /* page tables */
+#define VTD_L2          0x103000
+#define VTD_L1          0x104000
+#define VTD_DID         1
+#define VTD_AW_39BIT    1               /* context entry AW: 3 levels */
+#define VTD_P           1ULL            /* root, context entry present */
+#define VTD_PTE_R       1ULL
+#define VTD_PTE_W       2ULL
+#define IOVA_RW         0x40000000ULL   /* -> GPA_RW */
+#define IOVA_RO         0x40001000ULL   /* -> GPA_RO, read-only */
+#define IOVA_RW2        0x40002000ULL   /* -> GPA_RW2 */
+#define IOVA_NEW        0x40003000ULL   /* mapped late, -> GPA_NEW */
+#define IOVA_NONE       0x40004000ULL   /* never mapped */
+#define GPA_RW          0x700000ULL
+#define GPA_RO          0x702000ULL
+#define GPA_RW2         0x705000ULL
+#define GPA_NEW         0x707000ULL
+
+static void vtd_writel(TestCtx *c, unsigned reg, uint32_t val)
+{
+    qtest_writel(c->qts, VTD_BASE + reg, val);
+}
+
+static void vtd_writeq(TestCtx *c, unsigned reg, uint64_t val)
+{
+    qtest_writeq(c->qts, VTD_BASE + reg, val);
+}
+
+static uint32_t vtd_readl(TestCtx *c, unsigned reg)
+{
+    return qtest_readl(c->qts, VTD_BASE + reg);
+}
+
+static void vtd_set_pte(TestCtx *c, uint64_t iova, uint64_t pte)
+{
+    qtest_writeq(c->qts, VTD_L1 + ((iova >> 12) & 0x1ff) * 8, pte);
+}
+
+/* Build the tables for DEVFN, then turn translation on. */
+static void vtd_enable(TestCtx *c)
+{
+    uint64_t ctx_hi = VTD_AW_39BIT | (VTD_DID << 8);
+
+    qtest_memset(c->qts, VTD_ROOT, 0, 5 * 0x1000);
+    qtest_writeq(c->qts, VTD_ROOT, VTD_CTX | VTD_P);
+    qtest_writeq(c->qts, VTD_CTX + DEVFN * 16, VTD_L3 | VTD_P);
+    qtest_writeq(c->qts, VTD_CTX + DEVFN * 16 + 8, ctx_hi);
+    qtest_writeq(c->qts, VTD_L3 + ((IOVA_RW >> 30) & 0x1ff) * 8,
+                 VTD_L2 | VTD_PTE_R | VTD_PTE_W);
+    qtest_writeq(c->qts, VTD_L2 + ((IOVA_RW >> 21) & 0x1ff) * 8,
+                 VTD_L1 | VTD_PTE_R | VTD_PTE_W);
+    vtd_set_pte(c, IOVA_RW, GPA_RW | VTD_PTE_R | VTD_PTE_W);
+    vtd_set_pte(c, IOVA_RO, GPA_RO | VTD_PTE_R);
+    vtd_set_pte(c, IOVA_RW2, GPA_RW2 | VTD_PTE_R | VTD_PTE_W);
+
+    vtd_writeq(c, DMAR_RTADDR_REG, VTD_ROOT);
+    vtd_writel(c, DMAR_GCMD_REG, VTD_GCMD_SRTP);
+    g_assert(vtd_readl(c, DMAR_GSTS_REG) & VTD_GSTS_RTPS);
+    vtd_writeq(c, DMAR_CCMD_REG, VTD_CCMD_ICC | VTD_CCMD_GLOBAL_INVL);
+    vtd_writeq(c, DMAR_IOTLB_REG, VTD_TLB_IVT | VTD_TLB_GLOBAL_FLUSH);
+    vtd_writel(c, DMAR_GCMD_REG, VTD_GCMD_TE);
+    g_assert(vtd_readl(c, DMAR_GSTS_REG) & VTD_GSTS_TES);
+    g_assert_cmphex(vtd_readl(c, DMAR_FSTS_REG), ==, 0);
+}
+
+/* Page-selective IOTLB invalidation of one page, by register. */
+static void vtd_invalidate_page(TestCtx *c, uint64_t iova)
+{
+    vtd_writeq(c, DMAR_IVA_REG, iova);
+    vtd_writeq(c, DMAR_IOTLB_REG, VTD_TLB_IVT | VTD_TLB_PSI_FLUSH |
+                                  ((uint64_t)VTD_DID << 32));
+    g_assert(!(qtest_readq(c->qts, VTD_BASE + DMAR_IOTLB_REG) &
+               VTD_TLB_IVT));
+}
+
+static VUTestDMAMapRecord *find_exact_map(GArray *maps, uint64_t iova,
+                                          uint64_t size)
+{
+    for (guint i = 0; i < maps->len; i++) {
+        VUTestDMAMapRecord *m = &g_array_index(maps, VUTestDMAMapRecord, i);
+
+        if (m->iova == iova && m->size == size) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+static void test_viommu(void)
+{
+    g_autofree uint8_t *guard = g_malloc(0x1000);
+    g_autofree uint8_t *in = g_malloc(0x1000);
+    g_autoptr(GArray) maps = NULL;
+    g_autoptr(GArray) unmaps = NULL;
+    VUTestDMAMapRecord *m;
+    TestCtx c = { 0 };
+    uint8_t buf[0x100];
+    unsigned ram_maps;
+
+    ctx_start_args(&c, "-machine q35,kernel-irqchip=split -m 256M "
+                   MEMFD_RAM " -device intel-iommu,caching-mode=on,"
+                   "intremap=off", SECURE);
+    /* Before translation is on, the device sees guest RAM as it is. */
+    check_server_dma(&c, GPA_RW, 0x1000);
+
+    ram_maps = vu_test_server_num_mappings(c.srv);
+    vu_test_server_clear_log(c.srv);
+    vtd_enable(&c);
+
+    /* All of RAM went away, the IOMMU's pages came, without fds. */
+    unmaps = vu_test_server_dma_unmaps(c.srv);
+    g_assert_cmpuint(ram_maps, >, 0);
+    g_assert_cmpuint(unmaps->len, ==, ram_maps);
+    maps = vu_test_server_dma_maps(c.srv);
+    for (guint i = 0; i < maps->len; i++) {
+        m = &g_array_index(maps, VUTestDMAMapRecord, i);
+        g_test_message("DMA_MAP 0x%" PRIx64 " +0x%" PRIx64 " flags %u",
+                       m->iova, m->size, m->flags);
+        g_assert_cmpint(m->err, ==, 0);
+        g_assert_cmpuint(m->nfds, ==, 0);
+    }
+    g_assert_cmpuint(maps->len, ==, 3);
+    m = find_exact_map(maps, IOVA_RW, 0x1000);
+    g_assert(m);
+    g_assert_cmphex(m->flags, ==, VFIO_USER_F_DMA_REGION_READ |
+                                  VFIO_USER_F_DMA_REGION_WRITE);
+    m = find_exact_map(maps, IOVA_RO, 0x1000);
+    g_assert(m);
+    g_assert_cmphex(m->flags, ==, VFIO_USER_F_DMA_REGION_READ);
+    g_assert(find_exact_map(maps, IOVA_RW2, 0x1000));
+    g_assert_cmpuint(vu_test_server_num_mappings(c.srv), ==, 3);
+    c.good_dma = IOVA_RW2;
+    c.good_gpa = GPA_RW2;
+
+    /* The IOVA reaches the page the tables say, both ways. */
+    fill_pattern(buf, sizeof(buf), 11);
+    g_assert_cmpint(vu_test_server_dma_write(c.srv, IOVA_RW + 0x80, buf,
+                                             sizeof(buf)), ==, 0);
+    qtest_memread(c.qts, GPA_RW + 0x80, in, sizeof(buf));
+    g_assert_cmpmem(in, sizeof(buf), buf, sizeof(buf));
+    fill_pattern(guard, 0x1000, 12);
+    qtest_memwrite(c.qts, GPA_RO, guard, 0x1000);
+    g_assert_cmpint(vu_test_server_dma_read(c.srv, IOVA_RO, in, 0x1000),
+                    ==, 0);
+    g_assert_cmpmem(in, 0x1000, guard, 0x1000);
+
+    /*
+     * Refused: guest physical addresses are no longer the device's, nor
+     * is an IOVA without a PTE, nor a write through a read-only PTE,
+     * nor a transfer that runs from one mapping into nothing.
+     */
+    refuse_read(&c, GPA_RW, 0x100, EFAULT);
+    refuse_write(&c, IOVA_NONE, 0x100, EFAULT, 0);
+    refuse_write(&c, IOVA_RO, 0x100, EPERM, 0);
+    refuse_read(&c, IOVA_RW2 + 0x800, 0x1000, EFAULT);
+    refuse_write(&c, IOVA_RW2 + 0x800, 0x1000, EFAULT, 0);
+    qtest_memread(c.qts, GPA_RO, in, 0x1000);
+    g_assert_cmpmem(in, 0x1000, guard, 0x1000);
+    /* From a writable page into the read-only one: not even a part. */
+    refuse_write(&c, IOVA_RW + 0x800, 0x1000, EPERM, GPA_RW);
+
+    /* Unmap IOVA_RW: the server hears of it and can no longer reach it. */
+    vu_test_server_clear_log(c.srv);
+    vtd_set_pte(&c, IOVA_RW, 0);
+    vtd_invalidate_page(&c, IOVA_RW);
+    g_array_unref(unmaps);
+    unmaps = vu_test_server_dma_unmaps(c.srv);
+    g_assert_cmpuint(unmaps->len, ==, 1);
+    g_assert(was_unmapped(unmaps, IOVA_RW, 0x1000));
+    g_assert_cmpuint(vu_test_server_num_mappings(c.srv), ==, 2);
+
+    fill_pattern(guard, 0x1000, 13);
+    qtest_memwrite(c.qts, GPA_RW, guard, 0x1000);
+    refuse_write(&c, IOVA_RW, 0x1000, EFAULT, 0);
+    refuse_read(&c, IOVA_RW, 0x1000, EFAULT);
+    qtest_memread(c.qts, GPA_RW, in, 0x1000);
+    g_assert_cmpmem(in, 0x1000, guard, 0x1000);
+    /* The other pages are still there. */
+    g_assert_cmpint(vu_test_server_dma_read(c.srv, IOVA_RO, in, 0x100),
+                    ==, 0);
+    check_server_dma_at(&c, IOVA_RW2, GPA_RW2, 0x1000);
+
+    /* A page mapped while translation is on: DMA_MAP, then reachable. */
+    vu_test_server_clear_log(c.srv);
+    vtd_set_pte(&c, IOVA_NEW, GPA_NEW | VTD_PTE_R | VTD_PTE_W);
+    vtd_invalidate_page(&c, IOVA_NEW);
+    g_array_unref(maps);
+    maps = vu_test_server_dma_maps(c.srv);
+    g_assert_cmpuint(maps->len, ==, 1);
+    m = find_exact_map(maps, IOVA_NEW, 0x1000);
+    g_assert(m);
+    g_assert_cmpint(m->err, ==, 0);
+    g_assert_cmpuint(m->nfds, ==, 0);
+    check_server_dma_at(&c, IOVA_NEW, GPA_NEW, 0x1000);
+    refuse_read(&c, IOVA_NONE, 0x10, EFAULT);
+    ctx_stop(&c);
+}
 
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
+    qtest_add_func("/vfio-user-dma/secure/both-directions",
+                   test_secure_both_directions);
+    qtest_add_func("/vfio-user-dma/insecure/ram-fd", test_insecure_ram_fd);
+    qtest_add_func("/vfio-user-dma/refuse/out-of-range",
+                   test_refuse_out_of_range);
+    qtest_add_func("/vfio-user-dma/refuse/partly-mapped",
+                   test_refuse_partly_mapped);
+    qtest_add_func("/vfio-user-dma/refuse/after-unmap",
+                   test_refuse_after_unmap);
+    qtest_add_func("/vfio-user-dma/refuse/read-only", test_refuse_read_only);
+    qtest_add_func("/vfio-user-dma/refuse/overflow", test_refuse_overflow);
+    qtest_add_func("/vfio-user-dma/refuse/too-big", test_refuse_too_big);
+    qtest_add_func("/vfio-user-dma/refuse/size-mismatch",
+                   test_refuse_size_mismatch);
+    qtest_add_func("/vfio-user-dma/while-waiting", test_dma_while_waiting);
+    qtest_add_func("/vfio-user-dma/viommu", test_viommu);
+    qtest_add_func("/vfio-user-dma/refuse/too-big-write",
+                   test_refuse_too_big_write);
     return g_test_run();
 }
