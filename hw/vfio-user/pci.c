@@ -284,7 +284,13 @@ static const Property vfio_user_pci_properties[] = {
     DEFINE_PROP_STRING("socket.str", VFIOUserPCIDevice, flat_fd),
     DEFINE_PROP_UINT32("x-msg-timeout", VFIOUserPCIDevice, timeout_ms,
                        VFIO_USER_DEFAULT_TIMEOUT_MS),
-    DEFINE_PROP_BOOL("x-post-writes", VFIOUserPCIDevice, post_writes, true),
+    /*
+     * Off by default: libvfio-user servers (SPDK, QEMU's own) read the
+     * next message as the reply to their DMA_READ/WRITE, so a request
+     * pipelined behind a posted write that triggers DMA by message
+     * breaks their stream, although the spec allows it.
+     */
+    DEFINE_PROP_BOOL("x-post-writes", VFIOUserPCIDevice, post_writes, false),
     DEFINE_PROP_BOOL("secure-dma", VFIOUserPCIDevice, secure_dma, false),
 };
 
@@ -308,7 +314,8 @@ static void vfio_user_pci_class_init(ObjectClass *klass, void *data)
     object_class_property_set_description(klass, "x-msg-timeout",
         "how long to wait for a reply from the server, in ms");
     object_class_property_set_description(klass, "x-post-writes",
-        "send BAR writes without waiting for their reply");
+        "send BAR writes without waiting for their reply (only for "
+        "servers that accept requests while they wait for a DMA reply)");
     dc->desc = "vfio-user PCI device (emulated by another process)";
     pdc->realize = vfio_user_pci_realize;
     pdc->exit = vfio_user_pci_exit;

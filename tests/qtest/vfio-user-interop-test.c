@@ -196,16 +196,11 @@ static Peer *peer_start(const char *name)
     return p;
 }
 
-/*
- * -device in JSON: the flat form (socket.type=unix,socket.path=...)
- * does not reach the nested "socket" property of QEMU 10.0's -device.
- */
 static QTestState *qemu_start(Peer *p, const char *extra, const char *opts)
 {
-    return qtest_initf("-machine pc %s -device '{\"driver\": "
-                       "\"vfio-user-pci\", \"id\": \"vu0\", "
-                       "\"addr\": \"04.0\", \"socket\": {"
-                       "\"type\": \"unix\", \"path\": \"%s\"}%s}'",
+    return qtest_initf("-machine pc %s "
+                       "-device vfio-user-pci,id=vu0,socket.type=unix,"
+                       "socket.path=%s,addr=04.0%s",
                        extra, p->sock, opts);
 }
 
@@ -334,26 +329,26 @@ typedef struct DmaVariant {
 
 static const DmaVariant dma_secure = {
     .extra = "",
-    .opts = ", \"secure-dma\": true",
+    .opts = ",secure-dma=on",
 };
 
 /* Same, with guest RAM that has an fd: secure-dma must not pass it */
 static const DmaVariant dma_secure_memfd = {
     .extra = "-m 256M -object memory-backend-memfd,id=mem,size=256M,share=on "
              "-machine memory-backend=mem",
-    .opts = ", \"secure-dma\": true",
+    .opts = ",secure-dma=on",
 };
 
 /* Default guest RAM has no fd: DMA_MAP without one, DMA by messages */
 static const DmaVariant dma_nofd = {
     .extra = "",
-    .opts = ", \"secure-dma\": false",
+    .opts = ",secure-dma=off",
 };
 
 static const DmaVariant dma_memfd = {
     .extra = "-m 256M -object memory-backend-memfd,id=mem,size=256M,share=on "
              "-machine memory-backend=mem",
-    .opts = ", \"secure-dma\": false",
+    .opts = ",secure-dma=off",
     .mapped = true,
 };
 
