@@ -3,7 +3,11 @@
 #   make            fetch QEMU 10.0, apply patches/, overlay our files, build
 #   make demo       run the demo (README.rst)
 #   make check      the test suite (README.rst)
+#   make bench      benchmarks, results in build/bench (BENCH_QUICK=1: a
+#                   quick run that only proves the harness works)
 #   make libvfio-user   build libvfio-user and its samples (interop peers)
+#   make server     QEMU's own vfio-user server (x-vfio-user-server), in
+#                   build/qemu/build-server
 #   make patchset   the whole series as git format-patch output
 #   make export-patches   regenerate patches/ from commits in build/qemu
 #
@@ -16,6 +20,7 @@ QBUILD := $(TREE)/build
 CACHE ?= $(HOME)/.cache/vfio-user-client
 QEMU_BIN := $(QBUILD)/qemu-system-x86_64
 LVU_BUILD := $(BUILD)/libvfio-user
+SBUILD := $(TREE)/build-server
 NINJA ?= ninja
 
 # ccache keyed on paths relative to build/, so the patch-set build test
@@ -32,7 +37,8 @@ export CONFIGURE_FLAGS
 
 PATCHES := $(sort $(wildcard patches/*.patch))
 
-.PHONY: all deps source tree configure qemu libvfio-user check demo \
+.PHONY: all deps source tree configure qemu libvfio-user server check demo \
+	bench \
 	patchset export-patches reset-tree clean distclean
 
 all: qemu
@@ -74,11 +80,25 @@ libvfio-user: tree
 	@scripts/build-libvfio-user.sh $(TREE)/subprojects/libvfio-user \
 		$(LVU_BUILD)
 
+# QEMU's own vfio-user server as a peer: the same tree and flags plus
+# --enable-multiprocess --enable-vfio-user-server, in its own build dir.
+$(SBUILD)/build.ninja: $(TREE)/.prepared
+	@scripts/configure-server.sh $(TREE) $(SBUILD)
+
+server: tree $(SBUILD)/build.ninja
+	@$(NINJA) -C $(SBUILD) qemu-system-x86_64
+	@scripts/link-firmware.sh $(CACHE) $(SBUILD)
+
 check: qemu libvfio-user
 	@scripts/check.sh $(TOP)
 
+# make demo [SECURE_DMA=off] [VIOMMU=1] [INTERACTIVE=1] [SIZE=MiB]
 demo: qemu
-	@scripts/demo.sh $(TOP)
+	@SECURE_DMA='$(SECURE_DMA)' VIOMMU='$(VIOMMU)' \
+		INTERACTIVE='$(INTERACTIVE)' SIZE='$(SIZE)' scripts/demo.sh $(TOP)
+
+bench: qemu
+	@scripts/bench.sh $(TOP)
 
 patchset: tree
 	@scripts/make-patchset.sh $(TOP) $(TREE) $(BUILD)/patchset

@@ -76,6 +76,15 @@ else
     done
 fi
 
+# --- the benchmark harness runs (figures come from make bench) -------------
+if BENCH_QUICK=1 "$top/scripts/bench.sh" "$top" >"$log/bench-quick.log" 2>&1 &&
+        [ -s "$build/bench/results.csv" ]; then
+    pass "make bench harness (quick run, figures not checked)"
+else
+    tail -n 20 "$log/bench-quick.log"
+    fail "make bench harness" "see $log/bench-quick.log"
+fi
+
 # --- 3. the series applies to pristine QEMU and builds ---------------------
 if [ "${SKIP_PATCHSET_BUILD:-}" = 1 ]; then
     echo "SKIP: patchset build test (SKIP_PATCHSET_BUILD=1)"

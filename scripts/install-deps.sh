@@ -59,6 +59,8 @@ PKGS=(
     "flex:QEMU build"
     "bison:QEMU build"
     "libfdt-dev:QEMU build (device trees)"
+    "gnuplot-nox:make bench plots throughput against transfer size"
+    "cpio:guest initramfs (make demo, guest tests)"
 )
 BPO_PKGS=(
     "meson:QEMU 10.0 needs meson >= 1.5"
