@@ -31,7 +31,6 @@
  */
 
 #include "qemu/osdep.h"
-#include <poll.h>
 #include "qapi/error.h"
 #include "qemu/error-report.h"
 #include "qemu/iov.h"
@@ -122,7 +121,7 @@ static bool proxy_mark_dead(VFIOUserProxy *proxy, char *reason)
         QTAILQ_FOREACH(p, &proxy->pending, next) {
             if (!p->busy) {
                 p->error = ECONNRESET;
-                p->done = true;
+                qatomic_store_release(&p->done, true);
                 qemu_cond_signal(&p->cond);
             }
         }
@@ -202,15 +201,12 @@ static int proxy_write(VFIOUserProxy *proxy, const struct iovec *iov_in,
                                             (int *)fds, nfds, 0, &err);
 
         if (n == QIO_CHANNEL_ERR_BLOCK) {
-            struct pollfd pfd = { .fd = proxy->fd, .events = POLLOUT };
-            int64_t left = deadline - now_ms();
-
-            if (left <= 0) {
+            /* SO_SNDTIMEO expired with the socket still full. */
+            if (now_ms() >= deadline) {
                 proxy_kill(proxy, "the server stopped reading (send timed "
                            "out after %u ms)", proxy->timeout_ms);
                 return -ETIMEDOUT;
             }
-            poll(&pfd, 1, left);
             continue;
         }
         if (n < 0) {
@@ -283,10 +279,7 @@ static int proxy_read(VFIOUserProxy *proxy, const struct iovec *iov_in,
                                            fds ? &nrfds : NULL, 0, &err);
 
         if (n == QIO_CHANNEL_ERR_BLOCK) {
-            struct pollfd pfd = { .fd = proxy->fd, .events = POLLIN };
-
-            poll(&pfd, 1, -1);
-            continue;
+            continue;           /* a signal: the socket is blocking */
         }
         if (n < 0) {
             error_free(err);
@@ -412,8 +405,9 @@ static bool proxy_handle_reply(VFIOUserProxy *proxy, const VFIOUserHdr *hdr,
 
     qemu_mutex_lock(&proxy->lock);
     p->busy = false;
-    p->done = true;
     p->error = ret < 0 ? ECONNRESET : error;
+    /* A waiter spinning in vfio_user_request() sees this without a lock. */
+    qatomic_store_release(&p->done, true);
     qemu_cond_signal(&p->cond);
     qemu_mutex_unlock(&proxy->lock);
     return ret == 0;
@@ -510,6 +504,28 @@ static void *proxy_recv_thread(void *opaque)
     return NULL;
 }
 
+/*
+ * Most replies (a BAR read) come back within tens of microseconds: wait
+ * for them spinning, briefly, rather than sleeping on the condition
+ * variable, which would cost a futex wake-up on top of the receive
+ * thread's own, and a trip through the scheduler.  Past that, sleep.
+ */
+#define VFIO_USER_SPIN_US   50
+
+static void proxy_spin_for_reply(VFIOUserPending *p)
+{
+    int64_t until = g_get_monotonic_time() + VFIO_USER_SPIN_US;
+
+    do {
+        for (int i = 0; i < 64; i++) {
+            if (qatomic_load_acquire(&p->done)) {
+                return;
+            }
+            cpu_relax();
+        }
+    } while (g_get_monotonic_time() < until);
+}
+
 int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
                       const struct iovec *iov, size_t niov,
                       const int *fds, size_t nfds, VFIOUserReply *reply)
@@ -537,6 +553,9 @@ int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
 
     trace_vfio_user_send(proxy->name, hdr.id, cmd, iov_size(iov, niov), nfds);
     ret = proxy_send(proxy, &hdr, iov, niov, fds, nfds);
+    if (ret == 0) {
+        proxy_spin_for_reply(&p);
+    }
 
     qemu_mutex_lock(&proxy->lock);
     deadline = now_ms() + proxy->timeout_ms;
@@ -620,8 +639,26 @@ VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *devname,
                    "(not a UNIX socket?)", where);
         return NULL;
     }
-    if (qio_channel_set_blocking(QIO_CHANNEL(sioc), false, errp) < 0) {
+    /*
+     * Blocking, so that the receive thread sleeps in recvmsg() (one system
+     * call per read, no EAGAIN and poll), with a send timeout so that a
+     * server that stops reading cannot block a sender for ever.
+     */
+    if (qio_channel_set_blocking(QIO_CHANNEL(sioc), true, errp) < 0) {
         return NULL;
+    }
+    {
+        struct timeval tv = {
+            .tv_sec = timeout_ms / 1000,
+            .tv_usec = (timeout_ms % 1000) * 1000,
+        };
+
+        if (setsockopt(sioc->fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
+                       sizeof(tv)) < 0) {
+            error_setg_errno(errp, errno, "cannot set a send timeout on '%s'",
+                             where);
+            return NULL;
+        }
     }
 
     proxy = g_new0(VFIOUserProxy, 1);
