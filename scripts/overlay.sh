@@ -32,5 +32,7 @@ find "$tree" -path "$tree/build" -prune -o -type l -lname "$top/*" -print | whil
     [ -e "$l" ] || rm -f "$l"
 done
 echo "/.applied-head" >> "$exclude.new"
+echo "/.prepared" >> "$exclude.new"
+echo "/build-server/" >> "$exclude.new"
 echo "/build/" >> "$exclude.new"
 mv "$exclude.new" "$exclude"
