@@ -5,6 +5,8 @@
 #   make check      the test suite (README.rst)
 #   make bench      benchmarks, results in build/bench (BENCH_QUICK=1: a
 #                   quick run that only proves the harness works)
+#   make fuzz       fuzz the client's receive path with libFuzzer
+#                   (FUZZ_SECONDS=N, default 600; fuzz/vfio-user-fuzz.c)
 #   make libvfio-user   build libvfio-user and its samples (interop peers)
 #   make server     QEMU's own vfio-user server (x-vfio-user-server), in
 #                   build/qemu/build-server
@@ -38,7 +40,7 @@ export CONFIGURE_FLAGS
 PATCHES := $(sort $(wildcard patches/*.patch))
 
 .PHONY: all deps source tree configure qemu libvfio-user server check demo \
-	bench \
+	bench fuzz \
 	patchset export-patches reset-tree clean distclean
 
 all: qemu
@@ -89,7 +91,7 @@ server: tree $(SBUILD)/build.ninja
 	@$(NINJA) -C $(SBUILD) qemu-system-x86_64
 	@scripts/link-firmware.sh $(CACHE) $(SBUILD)
 
-check: qemu libvfio-user
+check: qemu libvfio-user server
 	@scripts/check.sh $(TOP)
 
 # make demo [SECURE_DMA=off] [VIOMMU=1] [INTERACTIVE=1] [SIZE=MiB]
@@ -99,6 +101,11 @@ demo: qemu
 
 bench: qemu
 	@scripts/bench.sh $(TOP)
+
+# FUZZ_SECONDS=N bounds the run; exits non-zero on a crash (reproducer in
+# build/fuzz/crashes).
+fuzz: qemu
+	@FUZZ_SECONDS='$(FUZZ_SECONDS)' scripts/fuzz.sh $(TOP) run
 
 patchset: tree
 	@scripts/make-patchset.sh $(TOP) $(TREE) $(BUILD)/patchset

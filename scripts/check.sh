@@ -76,6 +76,23 @@ else
     done
 fi
 
+# --- guest tests: Linux guests driving devices in another process ---------
+# (make server and make libvfio-user built the peers; a SKIP there means a
+# peer is missing, which is a failure here.)
+if [ "${SKIP_GUEST_TESTS:-}" = 1 ]; then
+    echo "SKIP: guest tests (SKIP_GUEST_TESTS=1)"
+else
+    "$top/scripts/guest-tests.sh" "$top" >"$log/guest-tests.log" 2>&1
+    while read -r verdict name rest; do
+        case "$verdict" in
+            PASS:) pass "guest $name $rest";;
+            FAIL:|SKIP:) fail "guest $name" "$verdict $rest";;
+        esac
+    done < <(grep -E '^(PASS|FAIL|SKIP): ' "$log/guest-tests.log")
+    grep -qE '^[0-9]+ passed, 0 failed' "$log/guest-tests.log" ||
+        fail "guest tests" "see $log/guest-tests.log"
+fi
+
 # --- the benchmark harness runs (figures come from make bench) -------------
 if BENCH_QUICK=1 "$top/scripts/bench.sh" "$top" >"$log/bench-quick.log" 2>&1 &&
         [ -s "$build/bench/results.csv" ]; then

@@ -12,7 +12,7 @@ if [ -n "$(git -C "$tree" status --porcelain --untracked-files=no)" ]; then
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-git -C "$tree" format-patch -q --no-signature --zero-commit \
+git -C "$tree" format-patch -q -N --no-signature --zero-commit \
     -o "$tmp" base..HEAD
 rm -f "$top"/patches/*.patch
 mkdir -p "$top/patches"

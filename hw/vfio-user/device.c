@@ -100,6 +100,24 @@ static bool region_caps_valid(const struct vfio_region_info *info,
 }
 
 /*
+ * A file shorter than the region it backs would kill QEMU with SIGBUS on
+ * the first guest access past its end: map only what the file covers.
+ * (A server could still shrink it later; only F_SEAL_SHRINK, which
+ * libvfio-user servers do not set, would rule that out.)
+ */
+static bool region_fd_covers(int fd, const struct vfio_region_info *info)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0) {
+        return false;
+    }
+    /* Not a file (a device node): the kernel checks the mmap itself. */
+    return !S_ISREG(st.st_mode) ||
+           (uint64_t)st.st_size >= info->offset + info->size;
+}
+
+/*
  * Keep one fd per region for the device's lifetime: hw/vfio asks for a
  * region's info several times, and a VFIORegion holds on to the fd it
  * was first given.  Returns the fd to use, or -1.
@@ -168,7 +186,8 @@ static int vfio_user_get_region_info(VFIODevice *vbasedev,
      * One fd to mmap the region from.  Older libvfio-user sends one per
      * sparse area, all for the same file: keep the first.
      */
-    if ((info->flags & VFIO_REGION_INFO_FLAG_MMAP) && reply.nfds > 0) {
+    if ((info->flags & VFIO_REGION_INFO_FLAG_MMAP) && reply.nfds > 0 &&
+        region_fd_covers(fds[0], info)) {
         *fd = keep_region_fd(udev, index, fds[0]);
         for (size_t i = 1; i < reply.nfds; i++) {
             close(fds[i]);

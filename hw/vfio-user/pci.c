@@ -14,6 +14,7 @@
 #include "qapi/qapi-visit-sockets.h"
 #include "qapi/visitor.h"
 #include "qemu/error-report.h"
+#include "qemu/units.h"
 #include "migration/blocker.h"
 #include "qapi/qapi-events-vfio.h"
 #include "hw/qdev-properties.h"
@@ -81,17 +82,47 @@ static void vfio_user_pci_server_died(void *opaque, const char *reason)
 }
 
 /*
- * A PCI BAR is a power of two: pci_register_bar() asserts it.  A server
- * that declares anything else is refused here, with a clear error.
+ * A PCI BAR is a power of two (pci_register_bar() asserts it) that its
+ * type can address: a server that declares anything else is refused
+ * here, with a clear error, rather than leaving the guest a BAR it can
+ * never size or map.
  */
 static bool vfio_user_pci_check_bars(VFIOPCIDevice *vdev, Error **errp)
 {
+    VFIODevice *vbasedev = &vdev->vbasedev;
+
     for (int i = 0; i < PCI_ROM_SLOT; i++) {
         uint64_t size = vdev->bars[i].region.size;
+        uint64_t max = 1ULL << 63;
+        uint32_t bar;
 
-        if (size && !is_power_of_2(size)) {
+        if (!size) {
+            continue;
+        }
+        if (!is_power_of_2(size)) {
             error_setg(errp, "BAR%d size 0x%" PRIx64 " is not a power of "
                        "two", i, size);
+            return false;
+        }
+        if (vbasedev->io_ops->region_read(vbasedev,
+                                          VFIO_PCI_CONFIG_REGION_INDEX,
+                                          PCI_BASE_ADDRESS_0 + 4 * i,
+                                          sizeof(bar), &bar) != sizeof(bar)) {
+            error_setg(errp, "cannot read the type of BAR%d", i);
+            return false;
+        }
+        bar = le32_to_cpu(bar);
+        if (bar & PCI_BASE_ADDRESS_SPACE_IO) {
+            max = 64 * KiB;
+        } else if (!(bar & PCI_BASE_ADDRESS_MEM_TYPE_64)) {
+            max = 2 * GiB;
+        }
+        if (size > max) {
+            error_setg(errp, "BAR%d size 0x%" PRIx64 " is too large for a "
+                       "%s BAR", i, size,
+                       (bar & PCI_BASE_ADDRESS_SPACE_IO) ? "I/O" :
+                       (bar & PCI_BASE_ADDRESS_MEM_TYPE_64) ? "64-bit" :
+                       "32-bit");
             return false;
         }
     }
@@ -236,7 +267,12 @@ static void vfio_user_pci_reset(DeviceState *dev)
 {
     VFIOPCIDevice *vdev = VFIO_PCI(dev);
     VFIODevice *vbasedev = &vdev->vbasedev;
+    VFIOUserPCIDevice *udev = VFIO_USER_PCI(dev);
 
+    /* A failed device stays failed: nothing to reset, nothing to ask. */
+    if (!udev->udev.proxy || vfio_user_is_dead(udev->udev.proxy)) {
+        return;
+    }
     vfio_pci_pre_reset(vdev);
     if (vbasedev->reset_works && vbasedev->io_ops->device_reset(vbasedev)) {
         warn_report("%s: device reset failed", vbasedev->name);

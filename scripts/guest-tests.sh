@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# Guest tests: a Linux guest (scripts/build-guest.sh) under TCG drives a
+# device served over vfio-user by another process.  One PASS/FAIL/SKIP line
+# per test, then "N passed, N failed"; exit status non-zero on a failure.
+#
+#   nvme-fd        NVMe from QEMU's x-vfio-user-server, secure-dma=off,
+#                  shared memfd RAM (fds sent): write, read back, compare,
+#                  and the server's disk file holds the data
+#   nvme-secure    the same with secure-dma=on (no fd; DMA_READ/WRITE)
+#   gpio           libvfio-user's gpio-pci-idio-16 sample: the guest driver
+#                  binds, the gpio chip appears, output writes reach the
+#                  server as 1-byte REGION_WRITEs
+#   server-killed  the server is killed while the guest does I/O: the guest
+#                  sees I/O errors, the client QEMU stays up (QMP answers)
+#                  and reports the loss, the guest powers off cleanly
+#                  (fds sent)
+#   server-killed-secure   the same with secure-dma=on: the server dies
+#                  while DMA_READ/WRITE requests are in flight
+#
+# Usage: guest-tests.sh [TOP] [TEST...]     (default: all)
+# Needs: make qemu, make server (tests needing it are SKIPped otherwise),
+# make libvfio-user.  Logs: build/guest-tests/.
+set -uo pipefail
+
+TOP=$(realpath -e "${1:-$(dirname "$0")/..}")
+shift || true
+LOGDIR=$TOP/build/guest-tests
+TEST_TIMEOUT=${TEST_TIMEOUT:-150}
+SIZE=${SIZE:-8}
+
+# shellcheck source=guest-lib.sh
+. "$TOP/scripts/guest-lib.sh"
+trap lib_cleanup EXIT
+mkdir -p "$LOGDIR"
+
+[ -x "$QEMU" ] || { echo "guest-tests: $QEMU missing: run make" >&2; exit 1; }
+"$TOP/scripts/build-guest.sh" "$GUEST" >"$LOGDIR/build-guest.log" 2>&1 || {
+    cat "$LOGDIR/build-guest.log" >&2; exit 1; }
+
+passed=0 failed=0 skipped=0
+report() {   # STATUS NAME SECONDS DETAIL
+    printf '%s: %s (%s s) %s\n' "$1" "$2" "$3" "$4"
+    case $1 in PASS) passed=$((passed + 1));; FAIL) failed=$((failed + 1));;
+        *) skipped=$((skipped + 1));; esac
+}
+
+# start_client LOGPREFIX: the client QEMU in the background with the
+# console in LOGPREFIX.console and QMP on LOGPREFIX.qmp.  Sets CLIENT_PID.
+start_client() {
+    rm -f "$1.console" "$1.qmp"
+    "$QEMU" "${GUEST_ARGS[@]}" -serial "file:$1.console" \
+        -qmp "unix:$1.qmp,server=on,wait=off" >"$1.client.log" 2>&1 &
+    CLIENT_PID=$!
+    OUR_PIDS+=("$CLIENT_PID")
+}
+
+# wait_console FILE REGEX SECONDS PID: until REGEX shows up in FILE.
+wait_console() {
+    local i=0
+    while ! grep -qE "$2" "$1" 2>/dev/null; do
+        [ $i -lt $(($3 * 10)) ] || return 1
+        kill -0 "$4" 2>/dev/null || { grep -qE "$2" "$1" 2>/dev/null; return; }
+        sleep 0.1; i=$((i + 1))
+    done
+}
+
+# wait_exit PID SECONDS: 0 if PID ended in time (and reaps it).
+wait_exit() {
+    local i=0
+    while kill -0 "$1" 2>/dev/null; do
+        [ $i -lt $(($2 * 10)) ] || return 1
+        sleep 0.1; i=$((i + 1))
+    done
+    wait "$1" 2>/dev/null || true
+}
+
+qmp_status() {   # SOCKET: the VM status via QMP, or nothing
+    /usr/bin/python3 - "$1" <<'EOF' 2>/dev/null
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+json.loads(f.readline())
+for cmd in ("qmp_capabilities", "query-status"):
+    f.write(json.dumps({"execute": cmd}) + "\n"); f.flush()
+    while True:
+        r = json.loads(f.readline())
+        if "return" in r or "error" in r:
+            break
+print(r.get("return", {}).get("status", r))
+EOF
+}
+
+have_server() { [ -x "$SERVER_QEMU" ]; }
+
+test_nvme() {   # NAME SECURE
+    local name=$1 secure=$2 p=$LOGDIR/$1 t0=$SECONDS res disk gmd5 dmd5
+    local rd wr ref maps mapsfd detail
+    have_server || { report SKIP "$name" 0 "no $SERVER_QEMU (make server)"; return; }
+    disk=$p.disk
+    rm -f "$disk" "$p.trace"; truncate -s 64M "$disk"
+    start_nvme_server "$p.sock" "$disk" "$p.server.log" ||
+        { report FAIL "$name" $((SECONDS - t0)) "server did not start ($p.server.log)"; lib_cleanup; return; }
+    guest_args "$p.sock" "$secure" 0 "demo=nvme size=$SIZE"
+    GUEST_ARGS+=(-trace "enable=vfio_user_dma*,file=$p.trace")
+    start_client "$p"
+    if ! wait_exit "$CLIENT_PID" "$TEST_TIMEOUT"; then
+        kill "$CLIENT_PID"; wait "$CLIENT_PID" 2>/dev/null
+        report FAIL "$name" $((SECONDS - t0)) "guest did not finish in $TEST_TIMEOUT s; $(guest_result "$p.console") ($p.console)"
+        lib_cleanup; return
+    fi
+    kill "$SERVER_PID" 2>/dev/null; lib_cleanup
+    res=$(guest_result "$p.console")
+    read -r rd _ wr _ ref maps mapsfd < <(dma_counts "$p.trace")
+    detail="$res; DMA_READ $rd, DMA_WRITE $wr, refused $ref, DMA_MAP $maps ($mapsfd with fd)"
+    case "$res" in
+        "nvme PASS"*) ;;
+        *) report FAIL "$name" $((SECONDS - t0)) "$detail ($p.console)"; return;;
+    esac
+    gmd5=$(sed -n 's/.*GUEST: pattern: .*md5 \([0-9a-f]*\).*/\1/p' "$p.console" | tail -n 1)
+    dmd5=$(head -c $((SIZE * 1048576)) "$disk" | md5sum | cut -c1-32)
+    if [ "$gmd5" != "$dmd5" ]; then
+        report FAIL "$name" $((SECONDS - t0)) "server's disk differs from what the guest wrote; $detail"
+    elif [ "$secure" = on ] && { [ "$rd" = 0 ] || [ "$wr" = 0 ] || [ "$mapsfd" != 0 ]; }; then
+        report FAIL "$name" $((SECONDS - t0)) "secure-dma: expected DMA_READ/WRITE and no fd; $detail"
+    elif [ "$secure" = off ] && [ "$mapsfd" = 0 ]; then
+        report FAIL "$name" $((SECONDS - t0)) "no DMA_MAP carried an fd; $detail"
+    else
+        report PASS "$name" $((SECONDS - t0)) "$detail"
+    fi
+    rm -f "$disk"
+}
+
+test_gpio() {
+    local name=gpio p=$LOGDIR/gpio t0=$SECONDS res writes
+    [ -x "$SAMPLES/gpio-pci-idio-16" ] ||
+        { report SKIP $name 0 "no $SAMPLES/gpio-pci-idio-16 (make libvfio-user)"; return; }
+    rm -f "$p.trace"
+    start_gpio_server "$p.sock" "$p.server.log" ||
+        { report FAIL $name $((SECONDS - t0)) "server did not start"; lib_cleanup; return; }
+    guest_args "$p.sock" on 0 "demo=gpio"
+    GUEST_ARGS+=(-trace "enable=vfio_user_send,file=$p.trace")
+    start_client "$p"
+    if ! wait_exit "$CLIENT_PID" "$TEST_TIMEOUT"; then
+        report FAIL $name $((SECONDS - t0)) "guest did not finish in $TEST_TIMEOUT s ($p.console)"
+        lib_cleanup; return
+    fi
+    lib_cleanup
+    res=$(guest_result "$p.console")
+    # BAR2 accesses of the driver are 1-byte: REGION_WRITE (cmd 10) with
+    # a 16-byte header plus 1 byte of data.
+    writes=$(grep -c 'cmd 10 payload 17 ' "$p.trace")
+    case "$res" in
+        "gpio PASS"*)
+            if [ "$writes" -ge 18 ]; then
+                report PASS $name $((SECONDS - t0)) "$res; server received $writes 1-byte REGION_WRITEs"
+            else
+                report FAIL $name $((SECONDS - t0)) "$res; but only $writes 1-byte REGION_WRITEs sent"
+            fi;;
+        *) report FAIL $name $((SECONDS - t0)) "${res:-no result} ($p.console)";;
+    esac
+}
+
+test_server_killed() {   # NAME SECURE
+    local name=$1 secure=$2 p=$LOGDIR/$1 t0=$SECONDS res st
+    have_server || { report SKIP $name 0 "no $SERVER_QEMU (make server)"; return; }
+    rm -f "$p.disk"; truncate -s 64M "$p.disk"
+    start_nvme_server "$p.sock" "$p.disk" "$p.server.log" ||
+        { report FAIL $name $((SECONDS - t0)) "server did not start"; lib_cleanup; return; }
+    # Short NVMe timeouts so that the guest gives up on the dead
+    # controller quickly.
+    guest_args "$p.sock" "$secure" 0 "demo=nvme-loop size=4 loops=500 nvme_core.io_timeout=5 nvme_core.admin_timeout=5 nvme_core.max_retries=0"
+    start_client "$p"
+    if ! wait_console "$p.console" 'IO-LOOP 2 ok' 90 "$CLIENT_PID"; then
+        report FAIL $name $((SECONDS - t0)) "guest I/O never started ($p.console)"
+        lib_cleanup; return
+    fi
+    kill -KILL "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null
+    echo "test: server pid $SERVER_PID killed at $((SECONDS - t0)) s" >> "$p.console"
+    sleep 2
+    st=$(qmp_status "$p.qmp")
+    if ! kill -0 "$CLIENT_PID" 2>/dev/null; then
+        report FAIL $name $((SECONDS - t0)) "client QEMU died with the server: $(tail -n 3 "$p.client.log")"
+        lib_cleanup; return
+    fi
+    if ! wait_console "$p.console" 'GUEST-RESULT' 90 "$CLIENT_PID"; then
+        report FAIL $name $((SECONDS - t0)) "guest gave no result 90 s after the kill (QMP status: ${st:-none}; $p.console)"
+        lib_cleanup; return
+    fi
+    res=$(guest_result "$p.console")
+    if ! wait_exit "$CLIENT_PID" 30; then
+        report FAIL $name $((SECONDS - t0)) "$res; but the guest did not power off ($p.console)"
+        lib_cleanup; return
+    fi
+    lib_cleanup
+    case "$res" in
+        *IOERROR*)
+            if [ "$st" = running ] && [ -s "$p.client.log" ]; then
+                report PASS $name $((SECONDS - t0)) "$res; QMP status after kill: $st; client said: $(head -n 1 "$p.client.log")"
+            else
+                report FAIL $name $((SECONDS - t0)) "$res; QMP status: ${st:-no answer}; client log: $(head -c 200 "$p.client.log")"
+            fi;;
+        *) report FAIL $name $((SECONDS - t0)) "${res:-no result}; guest saw no I/O error ($p.console)";;
+    esac
+    rm -f "$p.disk"
+}
+
+tests=("$@")
+[ ${#tests[@]} -gt 0 ] || tests=(nvme-fd nvme-secure gpio server-killed server-killed-secure)
+for t in "${tests[@]}"; do
+    case $t in
+        nvme-fd) test_nvme nvme-fd off;;
+        nvme-secure) test_nvme nvme-secure on;;
+        gpio) test_gpio;;
+        server-killed) test_server_killed server-killed off;;
+        server-killed-secure) test_server_killed server-killed-secure on;;
+        *) report FAIL "$t" 0 "unknown test";;
+    esac
+done
+echo "guest-tests: logs in $LOGDIR"
+if [ "$skipped" -gt 0 ]; then
+    echo "$passed passed, $failed failed, $skipped skipped"
+else
+    echo "$passed passed, $failed failed"
+fi
+[ "$failed" = 0 ]
