@@ -97,8 +97,9 @@ typedef struct {
 #define VFIO_USER_DEF_MAX_DMA_MAPS      65535
 
 /*
- * Sanity limits (ours, not the spec's).  A peer advertising more than
- * these is clamped to them.  SCM_RIGHTS cannot carry more than 253 fds
+ * Sanity limits (ours, not the spec's).  The client refuses a server
+ * that advertises more than these; the test server clamps a client's
+ * values to them.  SCM_RIGHTS cannot carry more than 253 fds
  * (SCM_MAX_FD) in one message on Linux.
  */
 #define VFIO_USER_MAX_MAX_FDS           253
