@@ -40,7 +40,7 @@ export CONFIGURE_FLAGS
 PATCHES := $(sort $(wildcard patches/*.patch))
 
 .PHONY: all deps source tree configure qemu libvfio-user server check demo \
-	bench fuzz \
+	bench fuzz check-sanitizers \
 	patchset export-patches reset-tree clean distclean
 
 all: qemu
@@ -101,6 +101,11 @@ demo: qemu
 
 bench: qemu
 	@scripts/bench.sh $(TOP)
+
+# The qtests under ASan and UBSan, in a third build dir (build-asan);
+# CI runs it after make check.
+check-sanitizers: qemu libvfio-user
+	@scripts/check-sanitizers.sh $(TOP)
 
 # FUZZ_SECONDS=N bounds the run; exits non-zero on a crash (reproducer in
 # build/fuzz/crashes).

@@ -112,13 +112,13 @@ ninja -C "$qbuild" tests/qtest/vfio-user-test >/dev/null
 
 compile() {     # src obj
     if [ ! -f "$2" ] || [ "$1" -nt "$2" ] || \
-       [ "$src/vfio-user-server.h" -nt "$2" ] || \
+       [ "$top/tests/qtest/vfio-user-server.h" -nt "$2" ] || \
        [ "$src/vfio-user-bench-boot.h" -nt "$2" ]; then
         (cd "$qbuild" && eval "$cc $cflags -c $1 -o $2")
     fi
 }
 compile "$src/vfio-user-bench.c" "$obj/vfio-user-bench.o"
-compile "$src/vfio-user-server.c" "$obj/vfio-user-server.o"
+compile "$top/tests/qtest/vfio-user-server.c" "$obj/vfio-user-server.o"
 (cd "$qbuild" && eval "$cc -o $obj/vfio-user-bench $obj/vfio-user-bench.o \
     $obj/vfio-user-server.o $linkobjs -Wl,--as-needed -pie \
     -Wl,--start-group libqemuutil.a -lrt -lm -pthread \
