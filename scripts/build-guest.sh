@@ -221,6 +221,21 @@ nvme_round() {   # N: one write/read/compare round of $size MiB; 0 if equal
     [ "$(md5sum </tmp/readback)" = "$(md5sum </tmp/pattern)" ]
 }
 
+# The interrupt chips of the nvme lines of /proc/interrupts (PCI-MSI,
+# IO-APIC, IR-PCI-MSI...), comma-separated, and their interrupt count.
+nvme_irq_chips() {
+    grep -E 'nvme' /proc/interrupts |
+        awk '{ for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++); print $i }' |
+        sort -u | tr '\n' ',' | sed 's/,$//'
+}
+# Kernel messages about a timeout (the command line, which may set
+# nvme_core.io_timeout, excepted).
+dmesg_timeouts() { dmesg | grep -i timeout | grep -v 'ommand line:'; }
+nvme_irq_count() {
+    grep -E 'nvme' /proc/interrupts |
+        awk '{ for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }'
+}
+
 nvme_setup() {
     if ! wait_for /dev/nvme0n1 60; then
         g "no /dev/nvme0n1 after 60 s"; pci_devs; dmesg | grep -i nvme | tail
@@ -240,17 +255,31 @@ nvme)
         g "write: $(tail -n 1 /tmp/w.log), $size MiB in $(awk -v a=$t0 -v b=$t1 'BEGIN{print b-a}') s, O_DIRECT: $wrate"
         g "read:  $(tail -n 1 /tmp/r.log), $size MiB in $(awk -v a=$t2 -v b=$t3 'BEGIN{print b-a}') s, O_DIRECT: $rrate"
         g "read back md5 $(md5sum </tmp/readback | cut -c1-32)"
+        # How the nvme interrupts arrive (PCI-MSI, IO-APIC...; IR- with
+        # interrupt remapping) and whether the driver ever timed out (nvme
+        # logs "I/O ... timeout" when it polls a command whose interrupt
+        # never came): both go on the result line.
+        # An interrupt storm (a line left asserted that no handler claims)
+        # makes the kernel disable the line: "irq N: nobody cared".
+        irqinfo="irq=$(nvme_irq_chips) irqs=$(nvme_irq_count) dmesg-timeout=$(dmesg_timeouts | wc -l) nobody-cared=$(dmesg | grep -c 'nobody cared')"
         if [ $rc = 0 ]; then
-            result "nvme PASS size=${size}MiB write=$wrate read=$rrate"
+            result "nvme PASS size=${size}MiB write=$wrate read=$rrate $irqinfo"
         else
-            result "nvme FAIL (rc $rc: data differ or I/O error)"
+            result "nvme FAIL (rc $rc: data differ or I/O error) $irqinfo"
         fi
     else
-        result "nvme FAIL (no device)"
+        result "nvme FAIL (no device) irq=$(nvme_irq_chips) dmesg-timeout=$(dmesg_timeouts | wc -l)"
     fi
-    grep -E 'nvme' /proc/interrupts | awk '{ s = 0; for (i = 2; i <= NF - 3; i++) s += $i;
-        print "GUEST irq: " $NF " " $(NF - 2) " " $(NF - 1) ": " s " interrupts" }'
+    # "N: COUNTS... CHIP HWIRQ-TYPE NAME[, NAME...]": with INTx the queues
+    # share one line.
+    grep -E 'nvme' /proc/interrupts | awk '{ s = 0;
+        for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i;
+        r = ""; for (; i <= NF; i++) r = r " " $i
+        print "GUEST irq " $1 r ": " s " interrupts" }'
     dmesg | grep -E '\] (nvme|I/O error)' | tail -n 4 | sed 's/^/GUEST dmesg: /'
+    dmesg_timeouts | tail -n 6 | sed 's/^/GUEST dmesg timeout: /'
+    dmesg | grep -E 'nobody cared|Disabling IRQ|handlers:' -A1 | grep -v '^--' | head -n 6 |
+        sed 's/^/GUEST dmesg irq: /'
     ;;
 nvme-loop)
     if nvme_setup; then

@@ -61,6 +61,9 @@ PKGS=(
     "libfdt-dev:QEMU build (device trees)"
     "gnuplot-nox:make bench plots throughput against transfer size"
     "cpio:guest initramfs (make demo, guest tests)"
+    "clang-14:make fuzz (libFuzzer harness, with ASan/UBSan)"
+    "libclang-rt-14-dev:make fuzz (libFuzzer and sanitizer runtimes)"
+    "llvm-14:make fuzz (llvm-symbolizer: crash stacks, fuzz/ubsan.supp)"
 )
 BPO_PKGS=(
     "meson:QEMU 10.0 needs meson >= 1.5"
