@@ -397,10 +397,14 @@ static bool proxy_handle_reply(VFIOUserProxy *proxy, const VFIOUserHdr *hdr,
         }
         if (reply) {
             reply->len = payload;
-            memcpy(reply->fds, fds, keep * sizeof(int));
+            if (keep) {
+                memcpy(reply->fds, fds, keep * sizeof(int));
+            }
             reply->nfds = keep;
         }
-        proxy_close_fds(fds + keep, nfds - keep);
+        if (nfds > keep) {
+            proxy_close_fds(fds + keep, nfds - keep);
+        }
     }
 
     qemu_mutex_lock(&proxy->lock);
