@@ -1,0 +1,742 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * libFuzzer harness for the vfio-user client's receive path.
+ *
+ * The fuzz input is what a hostile server sends: an arbitrary byte stream,
+ * cut into chunks, some of them carrying file descriptors.  The client
+ * code under test (hw/vfio-user/proxy.c, device.c, dma.c, built with
+ * coverage and ASan/UBSan by scripts/fuzz.sh) runs for real: a
+ * VFIOUserProxy with its receive thread on one end of a socketpair, the
+ * harness playing the server on the other end, while the main thread
+ * drives the client as vfio-user-pci's realize and a guest would:
+ * version negotiation, device info, every region info (walking the
+ * capability chain exactly as hw/vfio does), irq info, region reads and
+ * writes (posted too), set irqs with eventfds, reset.  A DMA table maps
+ * harness memory fenced by PROT_NONE guard pages (one mapping read-only
+ * in the MMU), with vfio_user_dma_handle_request installed once
+ * negotiation succeeded (as vfio-user-pci does), so that DMA_READ/WRITE
+ * requests in the stream get serviced; an access outside a mapping, or a
+ * write to a read-only one, faults.  Besides the sanitizers, the harness
+ * aborts when the client sends a malformed message, or when an fd the
+ * server sent (or the socket) or a thread outlives the connection.
+ *
+ * Why libFuzzer rather than AFL++: the client is a library with threads
+ * and a socket, not a program reading a file.  libFuzzer runs it
+ * in-process, with no fork or exec per input (the cost per input is the
+ * client's own: a connection, three threads, a conversation), works
+ * hand in hand with ASan/UBSan (a finding in any thread stops the run
+ * and saves the input), and needs nothing but clang (Debian's clang-14,
+ * libclang-rt-14-dev, llvm-14 for the symbolizer).  Being in-process, it
+ * needs the harness to leave nothing behind: it checks per input that no
+ * fd and no thread outlives the connection.
+ *
+ * Input format: a sequence of chunks, each
+ *   ctrl (1 byte) | len (2 bytes, little-endian, clamped to what is left)
+ *   | len bytes of stream
+ * ctrl bits:
+ *   0x01 WAIT   before sending, wait for the client's next request that
+ *               wants a reply (up to the timeout); FIX uses its id and
+ *               command
+ *   0x02 FIX    the chunk starts with a header: set its size to the chunk
+ *               length and, for a reply, its id and command to those of
+ *               the request waited for
+ *   0x04 FD     attach fds to the chunk (SCM_RIGHTS; needs len >= 1)
+ *   0x18        fd kind: eventfd, memfd (8 KiB), pipe, socket
+ *   0x60        fd count: 1, 2, 9, 16
+ *   0x80 DELAY  sleep past the client's timeout first (at most 2 per input)
+ * When the chunks are exhausted the server end is shut down for writing:
+ * the client sees the server hang up, and everything after fails fast.
+ *
+ * Environment: VFIO_USER_FUZZ_VERBOSE=1 keeps the client's error_report
+ * output (otherwise silenced), VFIO_USER_FUZZ_TRACE=1 enables its trace
+ * events.
+ */
+
+#include "qemu/osdep.h"
+#include <sys/socket.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <dirent.h>
+#include "qapi/error.h"
+#include "qemu/main-loop.h"
+#include "qemu/module.h"
+#include "qemu/log.h"
+#include "block/aio.h"
+#include "trace/control.h"
+#include "hw/vfio-user/device.h"
+#include "hw/vfio-user/dma.h"
+
+#define TIMEOUT_MS      20
+#define MAX_DELAYS      2
+
+#define C_WAIT          0x01
+#define C_FIX           0x02
+#define C_FD            0x04
+#define C_FD_KIND(c)    (((c) >> 3) & 3)
+#define C_FD_COUNT(c)   (fd_counts[((c) >> 5) & 3])
+#define C_DELAY         0x80
+
+static const int fd_counts[4] = { 1, 2, 9, 16 };
+
+/* DMA memory: [guard][A: 2 pages rw][guard][B: 1 page, read-only][guard] */
+#define PG              4096
+static uint8_t *dma_mem;
+#define DMA_A           (dma_mem + PG)
+#define DMA_B           (dma_mem + 4 * PG)
+
+/* What the client owns in the harness: the fake device. */
+static VFIODevice vbasedev;
+static VFIOUserDevice udev;
+
+VFIOUserDevice *vfio_user_device_of(VFIODevice *vdev)
+{
+    assert(vdev == &vbasedev);
+    return &udev;
+}
+
+typedef struct Server {
+    int fd;
+    const uint8_t *data;
+    size_t size;
+    QemuMutex lock;
+    QemuCond cond;
+    VFIOUserHdr reqs[64];       /* client requests not yet waited for */
+    unsigned head, tail;
+    bool client_done;
+    bool eof;
+} Server;
+
+static int baseline_fds = -1, baseline_threads;
+static FILE *report;            /* the real stderr, for the harness */
+
+/*
+ * The fds of an input: the client's end of the socket and every fd the
+ * server sent, by inode (the harness closes its own copies), so that the
+ * leak check ignores what the sanitizers open on their own (the
+ * symbolizer's pipes).  eventfds share one inode: they are counted.
+ */
+typedef struct FdId {
+    dev_t dev;
+    ino_t ino;
+} FdId;
+static FdId input_fds[4096];
+static unsigned n_input_fds;
+static QemuMutex input_fds_lock;
+
+static bool is_anon_inode(int fd, char *link, size_t size)
+{
+    char path[64];
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    n = readlink(path, link, size - 1);
+    link[MAX(n, 0)] = 0;
+    return g_str_has_prefix(link, "anon_inode:");
+}
+
+static void track_fd(int fd)
+{
+    struct stat st;
+    char link[128];
+
+    if (is_anon_inode(fd, link, sizeof(link))) {
+        return;         /* one inode for all of them */
+    }
+    if (fstat(fd, &st) == 0 && n_input_fds < ARRAY_SIZE(input_fds)) {
+        qemu_mutex_lock(&input_fds_lock);
+        input_fds[n_input_fds++] = (FdId) { st.st_dev, st.st_ino };
+        qemu_mutex_unlock(&input_fds_lock);
+    }
+}
+
+/* Count our eventfds, and report fds of this input still open. */
+static int scan_fds(bool report_leaks)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int eventfds = 0, leaks = 0;
+
+    assert(d);
+    while ((e = readdir(d))) {
+        char link[128];
+        struct stat st;
+        int fd;
+
+        if (e->d_name[0] == '.' || (fd = atoi(e->d_name)) == dirfd(d)) {
+            continue;
+        }
+        if (is_anon_inode(fd, link, sizeof(link))) {
+            eventfds += !strcmp(link, "anon_inode:[eventfd]");
+            continue;
+        }
+        if (!report_leaks || fstat(fd, &st) < 0) {
+            continue;
+        }
+        for (unsigned i = 0; i < n_input_fds; i++) {
+            if (input_fds[i].dev == st.st_dev &&
+                input_fds[i].ino == st.st_ino) {
+                fprintf(report, "vfio-user-fuzz: fd %d (%s) of this input "
+                        "is still open: the client leaks it\n", fd, link);
+                leaks++;
+                break;
+            }
+        }
+    }
+    closedir(d);
+    return leaks ? -1 : eventfds;
+}
+static bool initialized;
+
+static int count_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int n = 0;
+
+    if (!d) {
+        return -1;
+    }
+    while ((e = readdir(d))) {
+        n += e->d_name[0] != '.';
+    }
+    closedir(d);
+    return n;
+}
+
+static void close_cmsg_fds(struct msghdr *msg)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            int n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            int *fds = (int *)CMSG_DATA(c);
+
+            for (int i = 0; i < n; i++) {
+                close(fds[i]);
+            }
+        }
+    }
+}
+
+/* Read exactly @len bytes (closing any fds that come along); false at EOF. */
+static bool srv_read(int fd, void *buf, size_t len)
+{
+    while (len) {
+        char cbuf[CMSG_SPACE(sizeof(int) * 253)];
+        struct iovec iov = { .iov_base = buf, .iov_len = len };
+        struct msghdr msg = {
+            .msg_iov = &iov, .msg_iovlen = 1,
+            .msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+        };
+        ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return false;
+        }
+        close_cmsg_fds(&msg);
+        buf = (uint8_t *)buf + n;
+        len -= n;
+    }
+    return true;
+}
+
+/* The server's reader: drains everything the client sends, queues requests. */
+static void *srv_reader(void *opaque)
+{
+    Server *s = opaque;
+    static __thread uint8_t sink[64 * 1024];
+
+    for (;;) {
+        VFIOUserHdr hdr;
+        size_t left;
+
+        if (!srv_read(s->fd, &hdr, sizeof(hdr))) {
+            break;
+        }
+        /* The client itself must always speak the protocol. */
+        if (hdr.size < sizeof(hdr) || hdr.size > VFIO_USER_MAX_MSG) {
+            fprintf(report, "vfio-user-fuzz: client sent a message of size "
+                    "%u (id %u cmd %u)\n", hdr.size, hdr.id, hdr.command);
+            abort();
+        }
+        for (left = hdr.size - sizeof(hdr); left; ) {
+            size_t n = MIN(left, sizeof(sink));
+
+            if (!srv_read(s->fd, sink, n)) {
+                goto out;
+            }
+            left -= n;
+        }
+        /* Posted writes are not waited for: WAIT skips them. */
+        if ((hdr.flags & VFIO_USER_TYPE) == VFIO_USER_REQUEST &&
+            !(hdr.flags & VFIO_USER_NO_REPLY)) {
+            qemu_mutex_lock(&s->lock);
+            if (s->tail - s->head < ARRAY_SIZE(s->reqs)) {
+                s->reqs[s->tail++ % ARRAY_SIZE(s->reqs)] = hdr;
+            }
+            qemu_cond_broadcast(&s->cond);
+            qemu_mutex_unlock(&s->lock);
+        }
+    }
+out:
+    qemu_mutex_lock(&s->lock);
+    s->eof = true;
+    qemu_cond_broadcast(&s->cond);
+    qemu_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+static bool srv_wait_request(Server *s, VFIOUserHdr *req)
+{
+    int64_t deadline = g_get_monotonic_time() / 1000 + TIMEOUT_MS;
+    bool got = false;
+
+    qemu_mutex_lock(&s->lock);
+    while (s->head == s->tail && !s->client_done && !s->eof) {
+        int64_t left = deadline - g_get_monotonic_time() / 1000;
+
+        if (left <= 0) {
+            break;
+        }
+        qemu_cond_timedwait(&s->cond, &s->lock, left);
+    }
+    if (s->head != s->tail) {
+        *req = s->reqs[s->head++ % ARRAY_SIZE(s->reqs)];
+        got = true;
+    }
+    qemu_mutex_unlock(&s->lock);
+    return got;
+}
+
+static int make_fd(int kind)
+{
+    int p[2], fd;
+
+    switch (kind) {
+    case 0:
+        return eventfd(0, EFD_CLOEXEC);
+    case 1:
+        fd = memfd_create("vfio-user-fuzz", MFD_CLOEXEC);
+        if (fd >= 0 && ftruncate(fd, 2 * PG) < 0) {
+            close(fd);
+            fd = -1;
+        }
+        return fd;
+    case 2:
+        if (pipe2(p, O_CLOEXEC) < 0) {
+            return -1;
+        }
+        close(p[1]);
+        return p[0];
+    default:
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0) {
+            return -1;
+        }
+        close(p[1]);
+        return p[0];
+    }
+}
+
+static bool srv_send(Server *s, uint8_t ctrl, const uint8_t *buf, size_t len)
+{
+    int fds[16];
+    int nfds = 0;
+    char cbuf[CMSG_SPACE(sizeof(fds))] = { 0 };
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    bool ok = true;
+
+    if ((ctrl & C_FD) && len > 0) {
+        struct cmsghdr *c;
+
+        for (int i = 0; i < C_FD_COUNT(ctrl); i++) {
+            int fd = make_fd(C_FD_KIND(ctrl));
+
+            if (fd >= 0) {
+                track_fd(fd);
+                fds[nfds++] = fd;
+            }
+        }
+        if (nfds) {
+            msg.msg_control = cbuf;
+            msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+            c = CMSG_FIRSTHDR(&msg);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+            memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+        }
+    }
+    while (iov.iov_len > 0) {
+        ssize_t n = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            ok = false;         /* the client hung up */
+            break;
+        }
+        msg.msg_control = NULL;
+        msg.msg_controllen = 0;
+        iov.iov_base = (uint8_t *)iov.iov_base + n;
+        iov.iov_len -= n;
+    }
+    for (int i = 0; i < nfds; i++) {
+        close(fds[i]);
+    }
+    return ok;
+}
+
+/* The server's writer: plays the fuzz input. */
+static void *srv_writer(void *opaque)
+{
+    Server *s = opaque;
+    const uint8_t *p = s->data, *end = s->data + s->size;
+    VFIOUserHdr req = { 0 };
+    uint8_t *buf = g_malloc(65536);
+    int delays = 0;
+
+    while (end - p >= 3) {
+        uint8_t ctrl = p[0];
+        size_t len = MIN((size_t)(p[1] | p[2] << 8), (size_t)(end - p - 3));
+
+        memcpy(buf, p + 3, len);
+        p += 3 + len;
+
+        if (ctrl & C_WAIT) {
+            srv_wait_request(s, &req);
+        }
+        if ((ctrl & C_DELAY) && delays++ < MAX_DELAYS) {
+            g_usleep((TIMEOUT_MS + 5) * 1000);
+        }
+        if ((ctrl & C_FIX) && len >= sizeof(VFIOUserHdr)) {
+            VFIOUserHdr *h = (VFIOUserHdr *)buf;
+
+            h->size = len;
+            if ((h->flags & VFIO_USER_TYPE) == VFIO_USER_REPLY) {
+                h->id = req.id;
+                h->command = req.command;
+            }
+        }
+        if (!srv_send(s, ctrl, buf, len)) {
+            break;
+        }
+    }
+    g_free(buf);
+    shutdown(s->fd, SHUT_WR);
+    return NULL;
+}
+
+/*
+ * Region info the way hw/vfio takes it (vfio_device_get_region_info,
+ * vfio_get_cap, vfio_setup_region_sparse_mmaps): a buffer of exactly
+ * argsz bytes, retried with the size the server asks for, then the
+ * capability chain walked without further checks.
+ */
+static int client_region_info(uint32_t index)
+{
+    size_t argsz = sizeof(struct vfio_region_info);
+    struct vfio_region_info *info = g_malloc0(argsz);
+    struct vfio_info_cap_header *hdr;
+    volatile uint64_t sink = 0;
+    int ret, fd, tries = 0;
+
+    info->index = index;
+retry:
+    info->argsz = argsz;
+    ret = vfio_user_device_io_ops.get_region_info(&vbasedev, info, &fd);
+    if (ret) {
+        g_free(info);
+        return ret;
+    }
+    if (info->argsz > argsz && tries++ < 3) {
+        argsz = info->argsz;
+        info = g_realloc(info, argsz);
+        goto retry;
+    }
+    assert(info->argsz <= argsz);
+    if (fd >= 0) {
+        struct stat st;
+
+        /* The device keeps it; it must be open. */
+        assert(fstat(fd, &st) == 0);
+    }
+    if (info->flags & VFIO_REGION_INFO_FLAG_CAPS) {
+        for (hdr = (void *)info + info->cap_offset; hdr != (void *)info;
+             hdr = (void *)info + hdr->next) {
+            if (hdr->id == VFIO_REGION_INFO_CAP_SPARSE_MMAP) {
+                struct vfio_region_info_cap_sparse_mmap *sp = (void *)hdr;
+
+                for (uint32_t i = 0; i < sp->nr_areas; i++) {
+                    sink += sp->areas[i].offset + sp->areas[i].size;
+                    assert(sp->areas[i].offset + sp->areas[i].size <=
+                           info->size);
+                }
+            } else if (hdr->id == VFIO_REGION_INFO_CAP_TYPE) {
+                struct vfio_region_info_cap_type *t = (void *)hdr;
+
+                sink += t->type + t->subtype;
+            }
+        }
+    }
+    (void)sink;
+    g_free(info);
+    return 0;
+}
+
+static void client_set_irqs(void)
+{
+    g_autofree struct vfio_irq_set *set =
+        g_malloc0(sizeof(*set) + 4 * sizeof(int32_t));
+    int32_t *fds = (int32_t *)set->data;
+    int e1 = eventfd(0, EFD_CLOEXEC), e2 = eventfd(0, EFD_CLOEXEC);
+
+    set->argsz = sizeof(*set) + 4 * sizeof(int32_t);
+    set->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+    set->index = VFIO_PCI_MSIX_IRQ_INDEX;
+    set->start = 0;
+    set->count = 4;
+    fds[0] = -1;
+    fds[1] = e1;
+    fds[2] = e2;
+    fds[3] = -1;
+    vfio_user_device_io_ops.set_irqs(&vbasedev, set);
+    close(e1);
+    close(e2);
+
+    set->flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;
+    set->count = 0;
+    vfio_user_device_io_ops.set_irqs(&vbasedev, set);
+
+    set->flags = VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_UNMASK;
+    set->index = VFIO_PCI_INTX_IRQ_INDEX;
+    set->count = 1;
+    set->data[0] = 1;
+    vfio_user_device_io_ops.set_irqs(&vbasedev, set);
+}
+
+/* Give up on a conversation after this many timeouts: it only gets slower. */
+#define MAX_TIMEOUTS    2
+
+static void client_drive(VFIOUserProxy *proxy, VFIOUserDMATable *table)
+{
+    struct vfio_device_info info = { .argsz = sizeof(info) };
+    struct vfio_irq_info irq;
+    uint8_t small[8], big[300];
+    Error *err = NULL;
+    int timeouts = 0;
+
+#define OP(x) \
+    do { \
+        if ((x) == -ETIMEDOUT && ++timeouts >= MAX_TIMEOUTS) { \
+            goto out; \
+        } \
+    } while (0)
+
+    if (!vfio_user_negotiate(proxy, &err)) {
+        error_free(err);
+        goto out;
+    }
+    /* As in vfio-user-pci: DMA is serviced once the container is attached. */
+    vfio_user_set_request_handler(proxy, vfio_user_dma_handle_request, table);
+    if (vfio_user_device_io_ops.get_device_info(&vbasedev, &info)) {
+        goto out;
+    }
+    assert(info.num_regions > VFIO_PCI_CONFIG_REGION_INDEX &&
+           info.num_regions <= VFIO_USER_MAX_REGIONS &&
+           info.num_irqs <= VFIO_USER_MAX_IRQS);
+    vbasedev.num_regions = info.num_regions;
+    vbasedev.num_irqs = info.num_irqs;
+    vfio_user_device_init_fds(&udev, info.num_regions);
+
+    for (uint32_t i = 0; i < MIN(info.num_regions, 12); i++) {
+        OP(client_region_info(i));
+    }
+    for (uint32_t i = 0; i < info.num_irqs; i++) {
+        irq = (struct vfio_irq_info) { .argsz = sizeof(irq), .index = i };
+        OP(vfio_user_device_io_ops.get_irq_info(&vbasedev, &irq));
+    }
+
+    OP(vfio_user_device_io_ops.region_read(&vbasedev,
+                                           VFIO_PCI_CONFIG_REGION_INDEX, 0,
+                                           4, small));
+    OP(vfio_user_device_io_ops.region_read(&vbasedev, 0, 0, 8, small));
+    OP(vfio_user_device_io_ops.region_read(&vbasedev,
+                                           VFIO_PCI_CONFIG_REGION_INDEX, 0,
+                                           sizeof(big), big));
+    memset(big, 0x5a, sizeof(big));
+    OP(vfio_user_device_io_ops.region_write(&vbasedev,
+                                            VFIO_PCI_CONFIG_REGION_INDEX, 4,
+                                            2, big, false));
+    OP(vfio_user_device_io_ops.region_write(&vbasedev, 0, 0, 4, big, true));
+    OP(vfio_user_device_io_ops.region_write(&vbasedev, 0, 0, sizeof(big),
+                                            big, false));
+    client_set_irqs();
+    OP(vfio_user_device_io_ops.device_reset(&vbasedev));
+    OP(vfio_user_device_io_ops.region_read(&vbasedev, 0, 0, 4, small));
+out:
+    /* Unmap while the server may still be DMAing into it. */
+    g_array_unref(vfio_user_dma_table_remove(table, 0x10000, 0x1000));
+#undef OP
+}
+
+static void death_notify(void *opaque, const char *reason)
+{
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A VERSION reply without capabilities, for the warm-up run. */
+static const uint8_t warmup[] = {
+    C_WAIT | C_FIX, 20, 0,
+    0, 0, VFIO_USER_VERSION, 0, 20, 0, 0, 0, VFIO_USER_REPLY, 0, 0, 0,
+    0, 0, 0, 0,
+    0, 0, 1, 0,
+};
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    qemu_mutex_init(&input_fds_lock);
+    module_call_init(MODULE_INIT_TRACE);
+    module_call_init(MODULE_INIT_QOM);
+    qemu_init_main_loop(&error_fatal);
+    if (getenv("VFIO_USER_FUZZ_TRACE")) {
+        trace_enable_events("vfio_user*");
+        qemu_set_log(LOG_TRACE, &error_fatal);
+    }
+    report = stderr;
+    if (!getenv("VFIO_USER_FUZZ_VERBOSE")) {
+        /*
+         * Silence error_report (one line per dead connection).  libFuzzer
+         * and the sanitizers write to fd 2 through their own handles.
+         */
+        FILE *null = fopen("/dev/null", "w");
+
+        if (null) {
+            stderr = null;
+        }
+    }
+
+    dma_mem = mmap(NULL, 6 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    assert(dma_mem != MAP_FAILED);
+    assert(!mprotect(DMA_A, 2 * PG, PROT_READ | PROT_WRITE));
+    assert(!mprotect(DMA_B, PG, PROT_READ | PROT_WRITE));
+    memset(DMA_B, 0xbb, PG);
+    assert(!mprotect(DMA_B, PG, PROT_READ));
+
+    vbasedev.name = g_strdup("fuzz");
+    vbasedev.io_ops = &vfio_user_device_io_ops;
+
+    /*
+     * Whatever the libraries open on first use is not a leak, and the
+     * sanitizers' symbolizer, started when a suppression is first looked
+     * up, takes longer than the client's timeout: get it over with.
+     */
+    LLVMFuzzerTestOneInput(warmup, sizeof(warmup));
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static MemReentrancyGuard guard;
+    Server s = { .data = data, .size = size };
+    QemuThread reader, writer;
+    SocketAddress addr = { .type = SOCKET_ADDRESS_TYPE_FD };
+    VFIOUserProxy *proxy;
+    VFIOUserDMATable *table;
+    int sv[2], n;
+
+    /* libFuzzer starts its own threads after LLVMFuzzerInitialize. */
+    if (baseline_fds < 0 && initialized) {
+        baseline_fds = scan_fds(false);
+        baseline_threads = count_dir("/proc/self/task");
+    }
+    assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    s.fd = sv[1];
+    n_input_fds = 0;
+    track_fd(sv[0]);
+    addr.u.fd.str = g_strdup_printf("%d", sv[0]);
+    proxy = vfio_user_connect(&addr, "fuzz", TIMEOUT_MS, &guard,
+                              &error_abort);
+    g_free(addr.u.fd.str);
+    vfio_user_set_death_notifier(proxy, death_notify, NULL);
+    udev.proxy = proxy;
+
+    memset(DMA_A, 0xaa, 2 * PG);
+    table = vfio_user_dma_table_new(proxy);
+    /* iova-contiguous, host-discontiguous, one of them read-only */
+    assert(!vfio_user_dma_table_add(table, 0x10000, 2 * PG, DMA_A, true));
+    assert(!vfio_user_dma_table_add(table, 0x12000, PG, DMA_B, false));
+    assert(!vfio_user_dma_table_add(table, 0x40000, PG, DMA_A + PG, true));
+    assert(!vfio_user_dma_table_add(table, UINT64_MAX - 2 * PG + 1, PG, DMA_A,
+                                    true));
+    /* iova- and host-contiguous: one iovec */
+    assert(!vfio_user_dma_table_add(table, 0x50000, PG, DMA_A, true));
+    assert(!vfio_user_dma_table_add(table, 0x51000, PG, DMA_A + PG, true));
+
+    qemu_mutex_init(&s.lock);
+    qemu_cond_init(&s.cond);
+    qemu_thread_create(&reader, "fuzz-srv-rd", srv_reader, &s,
+                       QEMU_THREAD_JOINABLE);
+    qemu_thread_create(&writer, "fuzz-srv-wr", srv_writer, &s,
+                       QEMU_THREAD_JOINABLE);
+
+    client_drive(proxy, table);
+
+    /* Let the server play the rest of its input, then see it hang up. */
+    qemu_mutex_lock(&s.lock);
+    s.client_done = true;
+    qemu_cond_broadcast(&s.cond);
+    qemu_mutex_unlock(&s.lock);
+    qemu_thread_join(&writer);
+    for (int i = 0; i < 2000 && !vfio_user_is_dead(proxy); i++) {
+        g_usleep(500);
+    }
+    /* The main loop tells the device the connection died. */
+    while (aio_poll(qemu_get_aio_context(), false)) {
+        /* run the death bottom half */
+    }
+
+    vfio_user_disconnect(proxy);
+    qemu_thread_join(&reader);
+    close(s.fd);
+    vfio_user_dma_table_free(table);
+    vfio_user_device_close_fds(&udev);
+    vbasedev.num_regions = vbasedev.num_irqs = 0;
+    qemu_cond_destroy(&s.cond);
+    qemu_mutex_destroy(&s.lock);
+    while (aio_poll(qemu_get_aio_context(), false)) {
+        /* free the deleted bottom half */
+    }
+
+    if (baseline_fds < 0) {
+        initialized = true;     /* the warm-up run */
+        return 0;
+    }
+    n = scan_fds(true);
+    if (n < 0) {
+        abort();
+    }
+    if (n != baseline_fds) {
+        fprintf(report, "vfio-user-fuzz: %d eventfds open after the input, "
+                "%d before: the client leaks eventfds\n", n, baseline_fds);
+        abort();
+    }
+    /* A joined thread may linger in /proc for a moment. */
+    for (int i = 0; i < 1000 &&
+         (n = count_dir("/proc/self/task")) != baseline_threads; i++) {
+        g_usleep(1000);
+    }
+    if (n != baseline_threads) {
+        fprintf(report, "vfio-user-fuzz: %d threads after the input, "
+                "%d before\n", n, baseline_threads);
+        abort();
+    }
+    return 0;
+}
