@@ -121,7 +121,7 @@ static bool proxy_mark_dead(VFIOUserProxy *proxy, char *reason)
         QTAILQ_FOREACH(p, &proxy->pending, next) {
             if (!p->busy) {
                 p->error = ECONNRESET;
-                qatomic_store_release(&p->done, true);
+                p->done = true;
                 qemu_cond_signal(&p->cond);
             }
         }
@@ -410,8 +410,7 @@ static bool proxy_handle_reply(VFIOUserProxy *proxy, const VFIOUserHdr *hdr,
     qemu_mutex_lock(&proxy->lock);
     p->busy = false;
     p->error = ret < 0 ? ECONNRESET : error;
-    /* A waiter spinning in vfio_user_request() sees this without a lock. */
-    qatomic_store_release(&p->done, true);
+    p->done = true;
     qemu_cond_signal(&p->cond);
     qemu_mutex_unlock(&proxy->lock);
     return ret == 0;
@@ -508,28 +507,6 @@ static void *proxy_recv_thread(void *opaque)
     return NULL;
 }
 
-/*
- * Most replies (a BAR read) come back within tens of microseconds: wait
- * for them spinning, briefly, rather than sleeping on the condition
- * variable, which would cost a futex wake-up on top of the receive
- * thread's own, and a trip through the scheduler.  Past that, sleep.
- */
-#define VFIO_USER_SPIN_US   50
-
-static void proxy_spin_for_reply(VFIOUserPending *p)
-{
-    int64_t until = g_get_monotonic_time() + VFIO_USER_SPIN_US;
-
-    do {
-        for (int i = 0; i < 64; i++) {
-            if (qatomic_load_acquire(&p->done)) {
-                return;
-            }
-            cpu_relax();
-        }
-    } while (g_get_monotonic_time() < until);
-}
-
 int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
                       const struct iovec *iov, size_t niov,
                       const int *fds, size_t nfds, VFIOUserReply *reply)
@@ -557,9 +534,6 @@ int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
 
     trace_vfio_user_send(proxy->name, hdr.id, cmd, iov_size(iov, niov), nfds);
     ret = proxy_send(proxy, &hdr, iov, niov, fds, nfds);
-    if (ret == 0) {
-        proxy_spin_for_reply(&p);
-    }
 
     qemu_mutex_lock(&proxy->lock);
     deadline = now_ms() + proxy->timeout_ms;
