@@ -46,7 +46,7 @@ regen_boot() {
         echo "/* Generated from vfio-user-bench-boot.S by scripts/bench.sh --regen-boot */"
         echo "#define VFIO_USER_BENCH_BOOT_PARAMS 0x1e0"
         echo "static const unsigned char vfio_user_bench_boot[512] = {"
-        od -An -v -tx1 "$tmp/boot.bin" | sed 's/ \([0-9a-f][0-9a-f]\)/0x\1, /g; s/^/    /; s/ *$//'
+        od -An -v -tx1 -w8 "$tmp/boot.bin" | sed 's/ \([0-9a-f][0-9a-f]\)/0x\1, /g; s/^/    /; s/ *$//'
         echo "};"
     } > "$src/vfio-user-bench-boot.h"
     rm -rf "$tmp"
