@@ -65,6 +65,7 @@
 #include "trace/control.h"
 #include "hw/vfio-user/device.h"
 #include "hw/vfio-user/dma.h"
+#include "vfio-user-fuzz.h"
 
 #define TIMEOUT_MS      20
 #define MAX_DELAYS      2
@@ -162,7 +163,11 @@ static int scan_fds(bool report_leaks)
         struct stat st;
         int fd;
 
-        if (e->d_name[0] == '.' || (fd = atoi(e->d_name)) == dirfd(d)) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        fd = atoi(e->d_name);
+        if (fd == dirfd(d)) {
             continue;
         }
         if (is_anon_inode(fd, link, sizeof(link))) {
@@ -441,6 +446,7 @@ static int client_region_info(uint32_t index)
     size_t argsz = sizeof(struct vfio_region_info);
     struct vfio_region_info *info = g_malloc0(argsz);
     struct vfio_info_cap_header *hdr;
+    /* Keeps the reads of the capability data, which ASan checks. */
     volatile uint64_t sink = 0;
     int ret, fd, tries = 0;
 
@@ -587,8 +593,6 @@ static void death_notify(void *opaque, const char *reason)
 {
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A VERSION reply without capabilities, for the warm-up run. */
 static const uint8_t warmup[] = {
