@@ -245,7 +245,13 @@ error:
 static void vfio_user_pci_exit(PCIDevice *pdev)
 {
     VFIOPCIDevice *vdev = VFIO_PCI(pdev);
+    VFIOUserPCIDevice *udev = VFIO_USER_PCI(pdev);
 
+    /*
+     * The connection lives until finalize; a death from now on must not
+     * reach the interrupts and BARs that vfio_pci_device_exit() frees.
+     */
+    vfio_user_set_death_notifier(udev->udev.proxy, NULL, NULL);
     vfio_pci_device_exit(vdev);
 }
 

@@ -10,27 +10,35 @@
  * sleeps on the entry's condition variable until the reply arrives or the
  * timeout passes.
  *
- * One receive thread per connection reads every byte the server sends.
- * For a reply it looks up the pending entry by id, marks it busy and
- * reads the payload straight into the waiter's buffer (no copy); a reply
- * nobody waits for any more (late, unknown id, duplicate) is read to its
- * end and dropped, so the stream never desynchronises.  Requests from the
- * server (DMA_READ/WRITE) are serviced in this thread by the handler the
- * device installed, which is why a server that DMAs while a vCPU waits
- * for one of its replies does not stall: the waiter holds no lock the
- * receive thread needs, and no main-loop hop is involved.
+ * Messages are read one whole message at a time by whichever thread holds
+ * the read token (proxy->reading, under proxy->lock).  A thread that
+ * waits for a reply takes the token itself when it is free and reads
+ * until its reply is in: a BAR read then costs the server's round trip
+ * and nothing more, with no hand-over between threads.  The receive
+ * thread reads only while nobody waits for a reply (proxy->waiting == 0):
+ * the server's own requests between BAR accesses.  Whoever reads a reply
+ * looks up the pending entry by id, marks it busy and reads the payload
+ * straight into the waiter's buffer (no copy); a reply nobody waits for
+ * any more (late, unknown id, duplicate) is read to its end and dropped,
+ * so the stream never desynchronises.  Requests from the server
+ * (DMA_READ/WRITE) are serviced by the reader with the handler the device
+ * installed, which is why a server that DMAs while a vCPU waits for one of
+ * its replies does not stall: no lock the handler needs is held, and no
+ * main-loop hop is involved.
  *
- * A waiter never waits past its timeout: when the receive thread is stuck
- * in the middle of that waiter's reply (a server that stalls mid-message),
- * the waiter declares the connection dead, which shuts the socket down
- * and unblocks the receive thread.  When the connection dies every
- * pending request fails at once with -ECONNRESET, and the device is told
- * from a bottom half in the main loop.
+ * Nothing waits past the timeout: a message that stops arriving for
+ * longer than the timeout (SO_RCVTIMEO) kills the connection, whoever
+ * reads it, and a waiter whose reply is stuck in another reader's hands
+ * past its deadline kills it too, which shuts the socket down and
+ * unblocks the reader.  When the connection dies every pending request
+ * fails at once with -ECONNRESET, and the device is told from a bottom
+ * half in the main loop.
  *
  * Lock order: send_lock is never taken with lock held.
  */
 
 #include "qemu/osdep.h"
+#include <poll.h>
 #include "qapi/error.h"
 #include "qemu/error-report.h"
 #include "qemu/iov.h"
@@ -57,8 +65,7 @@ typedef struct VFIOUserPending {
     VFIOUserReply *reply;
     int error;          /* positive errno, valid once done */
     bool done;
-    bool busy;          /* the receive thread is filling reply */
-    QemuCond cond;
+    bool busy;          /* a reader is filling reply */
     QTAILQ_ENTRY(VFIOUserPending) next;
 } VFIOUserPending;
 
@@ -72,6 +79,9 @@ struct VFIOUserProxy {
     QemuMutex send_lock;
 
     QemuMutex lock;
+    QemuCond cond;      /* a request done, the read token free, death */
+    bool reading;       /* the read token: a thread is reading a message */
+    unsigned waiting;   /* threads waiting for a reply: they read */
     QTAILQ_HEAD(, VFIOUserPending) pending;
     uint16_t next_id;
     bool dead;
@@ -108,7 +118,7 @@ static void proxy_close_fds(int *fds, size_t nfds)
  * entry the receive thread is filling is finished by that thread).
  * Returns true for the first caller.
  */
-static bool proxy_mark_dead(VFIOUserProxy *proxy, char *reason)
+static bool proxy_mark_dead(VFIOUserProxy *proxy, char *reason, int err)
 {
     VFIOUserPending *p;
     bool first;
@@ -120,11 +130,11 @@ static bool proxy_mark_dead(VFIOUserProxy *proxy, char *reason)
         proxy->death_reason = reason;
         QTAILQ_FOREACH(p, &proxy->pending, next) {
             if (!p->busy) {
-                p->error = ECONNRESET;
+                p->error = err;
                 p->done = true;
-                qemu_cond_signal(&p->cond);
             }
         }
+        qemu_cond_broadcast(&proxy->cond);
     } else {
         g_free(reason);
     }
@@ -136,13 +146,13 @@ static bool proxy_mark_dead(VFIOUserProxy *proxy, char *reason)
 }
 
 /* The connection failed: mark it dead and tell the device. */
-static void G_GNUC_PRINTF(2, 0)
-proxy_vkill(VFIOUserProxy *proxy, const char *fmt, va_list ap)
+static void G_GNUC_PRINTF(3, 0)
+proxy_vkill(VFIOUserProxy *proxy, int err, const char *fmt, va_list ap)
 {
     char *reason = g_strdup_vprintf(fmt, ap);
 
     trace_vfio_user_connection_dead(proxy->name, reason);
-    if (proxy_mark_dead(proxy, reason)) {
+    if (proxy_mark_dead(proxy, reason, err)) {
         qemu_bh_schedule(proxy->death_bh);
     }
 }
@@ -153,7 +163,18 @@ proxy_kill(VFIOUserProxy *proxy, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    proxy_vkill(proxy, fmt, ap);
+    proxy_vkill(proxy, ECONNRESET, fmt, ap);
+    va_end(ap);
+}
+
+/* The server stopped in the middle of a message: requests time out. */
+static void G_GNUC_PRINTF(2, 3)
+proxy_kill_stalled(VFIOUserProxy *proxy, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    proxy_vkill(proxy, ETIMEDOUT, fmt, ap);
     va_end(ap);
 }
 
@@ -162,7 +183,7 @@ void vfio_user_abort(VFIOUserProxy *proxy, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    proxy_vkill(proxy, fmt, ap);
+    proxy_vkill(proxy, ECONNRESET, fmt, ap);
     va_end(ap);
 }
 
@@ -253,10 +274,11 @@ static int proxy_send(VFIOUserProxy *proxy, VFIOUserHdr *hdr,
 }
 
 /*
- * Read exactly the bytes described by @iov, in the receive thread.  fds
- * that arrive with the first bytes are returned through @fds/@nfds.
- * Blocks until the data is there: only a shutdown of the socket (by
- * proxy_kill or vfio_user_disconnect) interrupts a stalled server.
+ * Read exactly the bytes described by @iov; the caller holds the read
+ * token.  fds that arrive with the first bytes are returned through
+ * @fds/@nfds.  Blocks until the data is there, or fails with -ETIMEDOUT
+ * when none came for the timeout (SO_RCVTIMEO); a shutdown of the socket
+ * (proxy_kill, vfio_user_disconnect) ends it at once.
  */
 static int proxy_read(VFIOUserProxy *proxy, const struct iovec *iov_in,
                       unsigned int niov, int **fds, size_t *nfds)
@@ -279,7 +301,7 @@ static int proxy_read(VFIOUserProxy *proxy, const struct iovec *iov_in,
                                            fds ? &nrfds : NULL, 0, &err);
 
         if (n == QIO_CHANNEL_ERR_BLOCK) {
-            continue;           /* a signal: the socket is blocking */
+            return -ETIMEDOUT;  /* SO_RCVTIMEO: the server stalls */
         }
         if (n < 0) {
             error_free(err);
@@ -411,7 +433,7 @@ static bool proxy_handle_reply(VFIOUserProxy *proxy, const VFIOUserHdr *hdr,
     p->busy = false;
     p->error = ret < 0 ? ECONNRESET : error;
     p->done = true;
-    qemu_cond_signal(&p->cond);
+    qemu_cond_broadcast(&proxy->cond);
     qemu_mutex_unlock(&proxy->lock);
     return ret == 0;
 }
@@ -449,60 +471,121 @@ static bool proxy_handle_request(VFIOUserProxy *proxy,
     return true;
 }
 
+/*
+ * Read one whole message and act on it; the caller holds the read token
+ * and knows data is there.  Returns false when the connection is dead
+ * (killed here if it was not already).
+ */
+static bool proxy_read_message(VFIOUserProxy *proxy)
+{
+    VFIOUserHdr hdr;
+    struct iovec iov = { .iov_base = &hdr, .iov_len = sizeof(hdr) };
+    g_autofree int *fds = NULL;
+    size_t nfds = 0, payload;
+    bool ok;
+    int ret;
+
+    ret = proxy_read(proxy, &iov, 1, &fds, &nfds);
+    if (ret < 0) {
+        proxy_close_fds(fds, nfds);
+        if (ret == -ETIMEDOUT) {
+            proxy_kill_stalled(proxy, "the server stalled in the middle of "
+                               "a message header for %u ms",
+                               proxy->timeout_ms);
+        } else {
+            proxy_kill(proxy, "%s", ret == -ECONNRESET ?
+                       "the server closed the connection" :
+                       "socket read error");
+        }
+        return false;
+    }
+    if (hdr.size < sizeof(hdr) || hdr.size > VFIO_USER_MAX_RECV_MSG) {
+        proxy_close_fds(fds, nfds);
+        proxy_kill(proxy, "message id %u (command %u) has size %u, "
+                   "outside [%zu, %zu]", hdr.id, hdr.command, hdr.size,
+                   sizeof(hdr), (size_t)VFIO_USER_MAX_RECV_MSG);
+        return false;
+    }
+    payload = hdr.size - sizeof(hdr);
+    trace_vfio_user_recv(proxy->name, hdr.id, hdr.command, hdr.size,
+                         hdr.flags, nfds);
+
+    switch (hdr.flags & VFIO_USER_TYPE) {
+    case VFIO_USER_REPLY:
+        ok = proxy_handle_reply(proxy, &hdr, payload, fds, nfds);
+        break;
+    case VFIO_USER_REQUEST:
+        /* The server's requests never carry fds. */
+        proxy_close_fds(fds, nfds);
+        ok = proxy_handle_request(proxy, &hdr, payload);
+        break;
+    default:
+        proxy_close_fds(fds, nfds);
+        trace_vfio_user_reply_dropped(proxy->name, hdr.id, hdr.command,
+                                      payload);
+        ok = vfio_user_discard(proxy, payload) == 0;
+        break;
+    }
+    if (!ok) {
+        proxy_kill(proxy, "receive failed in message id %u (command %u)",
+                   hdr.id, hdr.command);
+    }
+    return ok;
+}
+
+/* Wait up to @timeout_ms (-1: for ever) for data; true when there is. */
+static bool proxy_poll(VFIOUserProxy *proxy, int timeout_ms)
+{
+    struct pollfd pfd = { .fd = proxy->fd, .events = POLLIN };
+    int n;
+
+    do {
+        n = poll(&pfd, 1, timeout_ms);
+    } while (n < 0 && errno == EINTR);
+    /* An error or a hang-up is found by the read that follows. */
+    return n != 0;
+}
+
+/*
+ * Holding the read token (taken under proxy->lock, which is dropped and
+ * retaken here): read one message if one arrives within @timeout_ms,
+ * then hand the token back.  Returns false when the connection is dead.
+ */
+static bool proxy_read_with_token(VFIOUserProxy *proxy, int timeout_ms)
+{
+    bool ok = true;
+
+    proxy->reading = true;
+    qemu_mutex_unlock(&proxy->lock);
+    if (proxy_poll(proxy, timeout_ms)) {
+        ok = proxy_read_message(proxy);
+    }
+    qemu_mutex_lock(&proxy->lock);
+    proxy->reading = false;
+    qemu_cond_broadcast(&proxy->cond);
+    return ok;
+}
+
+/*
+ * What nobody waits for: the server's requests while no reply is due,
+ * and replies that come after their waiter gave up.
+ */
 static void *proxy_recv_thread(void *opaque)
 {
     VFIOUserProxy *proxy = opaque;
 
     while (!qatomic_read(&proxy->dead)) {
-        VFIOUserHdr hdr;
-        struct iovec iov = { .iov_base = &hdr, .iov_len = sizeof(hdr) };
-        int *fds = NULL;
-        size_t nfds = 0, payload;
-        bool ok;
-        int ret;
-
-        ret = proxy_read(proxy, &iov, 1, &fds, &nfds);
-        if (ret < 0) {
-            proxy_close_fds(fds, nfds);
-            g_free(fds);
-            proxy_kill(proxy, ret == -ECONNRESET ? "the server closed the "
-                       "connection" : "socket read error");
+        proxy_poll(proxy, -1);
+        qemu_mutex_lock(&proxy->lock);
+        while (!proxy->dead && (proxy->reading || proxy->waiting)) {
+            qemu_cond_wait(&proxy->cond, &proxy->lock);
+        }
+        /* A waiter may have read what woke us: do not block in a read. */
+        if (!proxy->dead && !proxy_read_with_token(proxy, 0)) {
+            qemu_mutex_unlock(&proxy->lock);
             break;
         }
-        if (hdr.size < sizeof(hdr) || hdr.size > VFIO_USER_MAX_RECV_MSG) {
-            proxy_close_fds(fds, nfds);
-            g_free(fds);
-            proxy_kill(proxy, "message id %u (command %u) has size %u, "
-                       "outside [%zu, %zu]", hdr.id, hdr.command, hdr.size,
-                       sizeof(hdr), (size_t)VFIO_USER_MAX_RECV_MSG);
-            break;
-        }
-        payload = hdr.size - sizeof(hdr);
-        trace_vfio_user_recv(proxy->name, hdr.id, hdr.command, hdr.size,
-                             hdr.flags, nfds);
-
-        switch (hdr.flags & VFIO_USER_TYPE) {
-        case VFIO_USER_REPLY:
-            ok = proxy_handle_reply(proxy, &hdr, payload, fds, nfds);
-            break;
-        case VFIO_USER_REQUEST:
-            /* The server's requests never carry fds. */
-            proxy_close_fds(fds, nfds);
-            ok = proxy_handle_request(proxy, &hdr, payload);
-            break;
-        default:
-            proxy_close_fds(fds, nfds);
-            trace_vfio_user_reply_dropped(proxy->name, hdr.id, hdr.command,
-                                          payload);
-            ok = vfio_user_discard(proxy, payload) == 0;
-            break;
-        }
-        g_free(fds);
-        if (!ok) {
-            proxy_kill(proxy, "receive failed in message id %u (command %u)",
-                       hdr.id, hdr.command);
-            break;
-        }
+        qemu_mutex_unlock(&proxy->lock);
     }
     return NULL;
 }
@@ -520,12 +603,9 @@ int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
         reply->len = 0;
         reply->nfds = 0;
     }
-    qemu_cond_init(&p.cond);
-
     qemu_mutex_lock(&proxy->lock);
     if (proxy->dead) {
         qemu_mutex_unlock(&proxy->lock);
-        qemu_cond_destroy(&p.cond);
         return -ECONNRESET;
     }
     p.id = hdr.id = proxy->next_id++;
@@ -535,23 +615,34 @@ int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
     trace_vfio_user_send(proxy->name, hdr.id, cmd, iov_size(iov, niov), nfds);
     ret = proxy_send(proxy, &hdr, iov, niov, fds, nfds);
 
+    /*
+     * Only now: while the send blocks on a full socket the receive thread
+     * must go on reading, or a server that writes to us while we write
+     * to it would never drain.
+     */
     qemu_mutex_lock(&proxy->lock);
+    proxy->waiting++;
     deadline = now_ms() + proxy->timeout_ms;
     while (ret == 0 && !p.done) {
         int64_t left = deadline - now_ms();
 
+        if (left > 0 && !proxy->reading && !proxy->dead) {
+            /* Read ourselves: our reply, or what comes before it. */
+            proxy_read_with_token(proxy, MIN(left, INT_MAX));
+            continue;
+        }
         if (left <= 0 && p.busy) {
             /*
-             * The server stalls in the middle of our reply: the stream
-             * is lost, and our buffer is in use until the receive
-             * thread lets go of it.  Kill the connection to make it.
+             * Another reader is stuck in the middle of our reply: the
+             * stream is lost, and our buffer is in use until that reader
+             * lets go of it.  Kill the connection to make it.
              */
             qemu_mutex_unlock(&proxy->lock);
             proxy_kill(proxy, "the server stalled in the middle of the "
                        "reply to message id %u", p.id);
             qemu_mutex_lock(&proxy->lock);
             while (!p.done) {
-                qemu_cond_wait(&p.cond, &proxy->lock);
+                qemu_cond_wait(&proxy->cond, &proxy->lock);
             }
             break;
         }
@@ -559,14 +650,16 @@ int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
             ret = -ETIMEDOUT;
             break;
         }
-        qemu_cond_timedwait(&p.cond, &proxy->lock, left);
+        qemu_cond_timedwait(&proxy->cond, &proxy->lock, left);
     }
     if (ret == 0 && p.done) {
         ret = -p.error;
     }
     QTAILQ_REMOVE(&proxy->pending, &p, next);
+    if (--proxy->waiting == 0) {
+        qemu_cond_broadcast(&proxy->cond);      /* the receive thread */
+    }
     qemu_mutex_unlock(&proxy->lock);
-    qemu_cond_destroy(&p.cond);
 
     if (ret == -ETIMEDOUT) {
         trace_vfio_user_timeout(proxy->name, p.id, cmd, proxy->timeout_ms);
@@ -618,9 +711,10 @@ VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *devname,
         return NULL;
     }
     /*
-     * Blocking, so that the receive thread sleeps in recvmsg() (one system
-     * call per read, no EAGAIN and poll), with a send timeout so that a
-     * server that stops reading cannot block a sender for ever.
+     * Blocking, so that a message is read with one recvmsg() per piece
+     * (no EAGAIN and poll in the middle of it), with timeouts so that a
+     * server that stops reading cannot block a sender for ever, nor one
+     * that stops in the middle of a message a reader.
      */
     if (qio_channel_set_blocking(QIO_CHANNEL(sioc), true, errp) < 0) {
         return NULL;
@@ -632,8 +726,10 @@ VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *devname,
         };
 
         if (setsockopt(sioc->fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
+                       sizeof(tv)) < 0 ||
+            setsockopt(sioc->fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
                        sizeof(tv)) < 0) {
-            error_setg_errno(errp, errno, "cannot set a send timeout on '%s'",
+            error_setg_errno(errp, errno, "cannot set timeouts on '%s'",
                              where);
             return NULL;
         }
@@ -647,6 +743,7 @@ VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *devname,
     proxy->timeout_ms = timeout_ms;
     qemu_mutex_init(&proxy->send_lock);
     qemu_mutex_init(&proxy->lock);
+    qemu_cond_init(&proxy->cond);
     qemu_cond_init(&proxy->handler_idle);
     QTAILQ_INIT(&proxy->pending);
     proxy->death_bh = qemu_bh_new_guarded(proxy_death_bh, proxy, guard);
@@ -851,7 +948,7 @@ void vfio_user_disconnect(VFIOUserProxy *proxy)
         return;
     }
     /* Stop the receive thread first: it may be using the handler. */
-    proxy_mark_dead(proxy, g_strdup("device removed"));
+    proxy_mark_dead(proxy, g_strdup("device removed"), ECONNRESET);
     if (proxy->recv_running) {
         qemu_thread_join(&proxy->recv_thread);
     }
@@ -859,6 +956,7 @@ void vfio_user_disconnect(VFIOUserProxy *proxy)
     qemu_bh_delete(proxy->death_bh);
     object_unref(OBJECT(proxy->sioc));
     qemu_cond_destroy(&proxy->handler_idle);
+    qemu_cond_destroy(&proxy->cond);
     qemu_mutex_destroy(&proxy->lock);
     qemu_mutex_destroy(&proxy->send_lock);
     g_free(proxy->death_reason);
