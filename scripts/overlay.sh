@@ -34,5 +34,6 @@ done
 echo "/.applied-head" >> "$exclude.new"
 echo "/.prepared" >> "$exclude.new"
 echo "/build-server/" >> "$exclude.new"
+echo "/build-asan/" >> "$exclude.new"
 echo "/build/" >> "$exclude.new"
 mv "$exclude.new" "$exclude"

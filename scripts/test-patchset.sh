@@ -25,7 +25,8 @@ echo "test-patchset: ${#patches[@]} patches applied"
 
 # Same content as the build tree (symlinks there are our files here).
 diff -r -q --exclude=.git --exclude=build --exclude=.applied-head \
-    --exclude=.prepared --exclude=GNUmakefile --exclude=build-server "$q" "$top/build/qemu" ||
+    --exclude=.prepared --exclude=GNUmakefile --exclude=build-server \
+    --exclude=build-asan "$q" "$top/build/qemu" ||
     die "the series does not reproduce build/qemu: make export-patches?"
 echo "test-patchset: tree identical to build/qemu"
 
