@@ -8,13 +8,14 @@
  * DMA_UNMAP is sent.  It only ever holds guest RAM (the container skips
  * MMIO and other devices' RAM-device BARs), as host addresses.
  *
- * Requests are serviced in the proxy's receive thread, without the BQL
- * and without a main-loop hop.  Under table->lock a request is checked
- * (range inside current mappings, permission, overflow, size limit,
- * message size agreeing with the count) and translated into an iovec of
- * host addresses; the data then moves straight between the socket and
- * guest RAM (readv/sendmsg), with no intermediate buffer, while
- * table->inflight keeps the memory from being unmapped under it.
+ * Requests are serviced by whichever thread reads the socket (see
+ * proxy.c), never needing the BQL, without a main-loop hop.  Under
+ * table->lock a request is checked (range inside current mappings,
+ * permission, overflow, size limit, message size agreeing with the
+ * count) and translated into an iovec of host addresses; the data then
+ * moves straight between the socket and guest RAM (readv/sendmsg), with
+ * no intermediate buffer, while table->inflight keeps the memory from
+ * being unmapped under it.
  * vfio_user_dma_table_remove() takes ranges out of the table first, so
  * no new request can reach them, then waits for inflight to drain; a
  * transfer that stalls past the message timeout (a server that stops

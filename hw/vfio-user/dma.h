@@ -39,7 +39,7 @@ GArray *vfio_user_dma_table_remove(VFIOUserDMATable *table, uint64_t iova,
 /* Number of mappings in the table. */
 guint vfio_user_dma_table_count(VFIOUserDMATable *table);
 
-/* The proxy's request handler for DMA_READ/DMA_WRITE (receive thread). */
+/* The proxy's request handler for DMA_READ/DMA_WRITE (see proxy.h). */
 bool vfio_user_dma_handle_request(void *opaque, VFIOUserProxy *proxy,
                                   const VFIOUserHdr *hdr);
 

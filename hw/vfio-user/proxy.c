@@ -7,24 +7,29 @@
  * Any thread may send a request (vCPU threads for BAR accesses, the main
  * loop for setup and DMA_MAP): vfio_user_request() queues a pending entry
  * under proxy->lock, sends the whole message under proxy->send_lock and
- * sleeps on the entry's condition variable until the reply arrives or the
- * timeout passes.
+ * waits until the reply is in or the timeout passes.
  *
  * Messages are read one whole message at a time by whichever thread holds
  * the read token (proxy->reading, under proxy->lock).  A thread that
  * waits for a reply takes the token itself when it is free and reads
  * until its reply is in: a BAR read then costs the server's round trip
- * and nothing more, with no hand-over between threads.  The receive
- * thread reads only while nobody waits for a reply (proxy->waiting == 0):
- * the server's own requests between BAR accesses.  Whoever reads a reply
- * looks up the pending entry by id, marks it busy and reads the payload
- * straight into the waiter's buffer (no copy); a reply nobody waits for
- * any more (late, unknown id, duplicate) is read to its end and dropped,
- * so the stream never desynchronises.  Requests from the server
- * (DMA_READ/WRITE) are serviced by the reader with the handler the device
- * installed, which is why a server that DMAs while a vCPU waits for one of
- * its replies does not stall: no lock the handler needs is held, and no
- * main-loop hop is involved.
+ * and nothing more, with no hand-over between threads; when another
+ * thread holds the token, it sleeps on proxy->cond until its reply is in
+ * or the token is free.  The receive thread reads only while nobody
+ * waits for a reply (proxy->waiting == 0): the server's own requests
+ * between BAR accesses.  It does not even wake up for what a waiter
+ * reads: it watches the socket through an epoll set, from which the
+ * first waiter takes the socket out and the last one puts it back
+ * (level-triggered: what is left unread wakes it then).
+ *
+ * Whoever reads a reply looks up the pending entry by id, marks it busy
+ * and reads the payload straight into the waiter's buffer (no copy); a
+ * reply nobody waits for any more (late, unknown id, duplicate) is read
+ * to its end and dropped, so the stream never desynchronises.  Requests
+ * from the server (DMA_READ/WRITE) are serviced by the reader with the
+ * handler the device installed, which is why a server that DMAs while a
+ * vCPU waits for one of its replies does not stall: no lock the handler
+ * needs is held, and no main-loop hop is involved.
  *
  * Nothing waits past the timeout: a message that stops arriving for
  * longer than the timeout (SO_RCVTIMEO) kills the connection, whoever
@@ -39,6 +44,7 @@
 
 #include "qemu/osdep.h"
 #include <poll.h>
+#include <sys/epoll.h>
 #include "qapi/error.h"
 #include "qemu/error-report.h"
 #include "qemu/iov.h"
@@ -74,6 +80,7 @@ struct VFIOUserProxy {
     QIOChannelSocket *sioc;
     QIOChannel *ioc;
     int fd;
+    int epfd;           /* the receive thread's watch on fd */
     uint32_t timeout_ms;
 
     QemuMutex send_lock;
@@ -567,6 +574,18 @@ static bool proxy_read_with_token(VFIOUserProxy *proxy, int timeout_ms)
 }
 
 /*
+ * The receive thread watches the socket only while nobody waits for a
+ * reply (the waiters read).  Caller holds proxy->lock.
+ */
+static void proxy_watch_socket(VFIOUserProxy *proxy, bool watch)
+{
+    struct epoll_event ev = { .events = watch ? EPOLLIN : 0 };
+
+    /* Cannot fail for an fd in the set; a hang-up is reported anyway. */
+    epoll_ctl(proxy->epfd, EPOLL_CTL_MOD, proxy->fd, &ev);
+}
+
+/*
  * What nobody waits for: the server's requests while no reply is due,
  * and replies that come after their waiter gave up.
  */
@@ -575,8 +594,17 @@ static void *proxy_recv_thread(void *opaque)
     VFIOUserProxy *proxy = opaque;
 
     while (!qatomic_read(&proxy->dead)) {
-        proxy_poll(proxy, -1);
+        struct epoll_event ev;
+
+        if (epoll_wait(proxy->epfd, &ev, 1, -1) < 0 && errno != EINTR) {
+            proxy_kill(proxy, "epoll_wait failed: %s", strerror(errno));
+            break;
+        }
         qemu_mutex_lock(&proxy->lock);
+        /*
+         * Woken before a waiter took the socket out of the set, or by a
+         * hang-up (always reported): the waiters read, not us.
+         */
         while (!proxy->dead && (proxy->reading || proxy->waiting)) {
             qemu_cond_wait(&proxy->cond, &proxy->lock);
         }
@@ -621,7 +649,9 @@ int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
      * to it would never drain.
      */
     qemu_mutex_lock(&proxy->lock);
-    proxy->waiting++;
+    if (proxy->waiting++ == 0) {
+        proxy_watch_socket(proxy, false);
+    }
     deadline = now_ms() + proxy->timeout_ms;
     while (ret == 0 && !p.done) {
         int64_t left = deadline - now_ms();
@@ -657,6 +687,7 @@ int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
     }
     QTAILQ_REMOVE(&proxy->pending, &p, next);
     if (--proxy->waiting == 0) {
+        proxy_watch_socket(proxy, true);
         qemu_cond_broadcast(&proxy->cond);      /* the receive thread */
     }
     qemu_mutex_unlock(&proxy->lock);
@@ -689,6 +720,7 @@ VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *devname,
     g_autoptr(QIOChannelSocket) sioc = qio_channel_socket_new();
     VFIOUserProxy *proxy;
     const char *where;
+    int epfd;
 
     if (addr->type == SOCKET_ADDRESS_TYPE_UNIX) {
         where = addr->u.q_unix.path;
@@ -734,8 +766,23 @@ VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *devname,
             return NULL;
         }
     }
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) {
+        error_setg_errno(errp, errno, "epoll_create1 failed");
+        return NULL;
+    }
+    {
+        struct epoll_event ev = { .events = EPOLLIN };
+
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, sioc->fd, &ev) < 0) {
+            error_setg_errno(errp, errno, "cannot watch '%s'", where);
+            close(epfd);
+            return NULL;
+        }
+    }
 
     proxy = g_new0(VFIOUserProxy, 1);
+    proxy->epfd = epfd;
     proxy->name = g_strdup_printf("%s (socket %s)", devname, where);
     proxy->sioc = g_steal_pointer(&sioc);
     proxy->ioc = QIO_CHANNEL(proxy->sioc);
@@ -954,6 +1001,7 @@ void vfio_user_disconnect(VFIOUserProxy *proxy)
     }
     assert(QTAILQ_EMPTY(&proxy->pending));
     qemu_bh_delete(proxy->death_bh);
+    close(proxy->epfd);
     object_unref(OBJECT(proxy->sioc));
     qemu_cond_destroy(&proxy->handler_idle);
     qemu_cond_destroy(&proxy->cond);

@@ -25,7 +25,9 @@ typedef struct VFIOUserProxy VFIOUserProxy;
 
 /*
  * Handler for a request the server sends (DMA_READ, DMA_WRITE), called
- * in the receive thread with the header already read.  It must consume
+ * by the thread reading the socket (the receive thread, or one waiting
+ * for a reply, which may hold the BQL: the handler must not take it)
+ * with the header already read.  It must consume
  * exactly hdr->size - sizeof(*hdr) payload bytes with
  * vfio_user_recv_payload() or vfio_user_discard(), and answer with
  * vfio_user_send_reply() or vfio_user_send_error() unless the request
@@ -97,7 +99,7 @@ int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
 int vfio_user_post(VFIOUserProxy *proxy, uint16_t cmd,
                    const struct iovec *iov, size_t niov);
 
-/* For request handlers, in the receive thread. */
+/* For request handlers, in the thread that called them. */
 int vfio_user_recv_payload(VFIOUserProxy *proxy, const struct iovec *iov,
                            size_t niov);
 int vfio_user_discard(VFIOUserProxy *proxy, size_t len);
