@@ -35,6 +35,21 @@ static VFIOUserContainer *user_container(const VFIOContainerBase *bcontainer)
     return container_of(bcontainer, VFIOUserContainer, bcontainer);
 }
 
+/*
+ * A DMA_MAP or DMA_UNMAP the server did not answer in time leaves us not
+ * knowing what it can reach, and the next one would wait as long again,
+ * under the BQL: a device with thousands of vIOMMU mappings would hang
+ * QEMU for hours at unplug.  The server is as good as dead: drop it.
+ */
+static void vfio_user_dma_timed_out(VFIOUserContainer *container,
+                                    const char *what, hwaddr iova,
+                                    uint64_t size)
+{
+    vfio_user_abort(container->proxy, "%s of [0x%" HWADDR_PRIx ", +0x%"
+                    PRIx64 ") not answered in %u ms", what, iova, size,
+                    vfio_user_timeout_ms(container->proxy));
+}
+
 static int vfio_user_dma_map(const VFIOContainerBase *bcontainer,
                              hwaddr iova, ram_addr_t size, void *vaddr,
                              bool readonly)
@@ -83,6 +98,9 @@ static int vfio_user_dma_map(const VFIOContainerBase *bcontainer,
     trace_vfio_user_dma_map(name, iova, size, msg.flags, msg.offset, fd);
     ret = vfio_user_request(container->proxy, VFIO_USER_DMA_MAP, &iov, 1,
                             fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, NULL);
+    if (ret == -ETIMEDOUT) {
+        vfio_user_dma_timed_out(container, "DMA_MAP", iova, size);
+    }
     if (ret < 0) {
         g_array_unref(vfio_user_dma_table_remove(container->dma, iova, size));
         goto fail;
@@ -129,6 +147,11 @@ static int vfio_user_dma_unmap(const VFIOContainerBase *bcontainer,
                                   r->iova, r->size);
         err = vfio_user_request(container->proxy, VFIO_USER_DMA_UNMAP,
                                 &iov, 1, NULL, 0, &reply);
+        if (err == -ETIMEDOUT) {
+            vfio_user_dma_timed_out(container, "DMA_UNMAP", r->iova,
+                                    r->size);
+            err = -ECONNRESET;
+        }
         /* A dead server holds nothing of ours any more. */
         if (err < 0 && err != -ECONNRESET && !ret) {
             ret = err;

@@ -102,6 +102,7 @@ struct VFIOUserProxy {
     QemuCond handler_idle;
 
     QEMUBH *death_bh;
+    bool death_reported;                /* death_bh ran */
     void (*death_notify)(void *opaque, const char *reason);
     void *death_opaque;
 
@@ -198,6 +199,7 @@ static void proxy_death_bh(void *opaque)
 {
     VFIOUserProxy *proxy = opaque;
 
+    proxy->death_reported = true;
     error_report("vfio-user: %s: connection to the server lost: %s",
                  proxy->name, proxy->death_reason);
     if (proxy->death_notify) {
@@ -995,7 +997,12 @@ void vfio_user_disconnect(VFIOUserProxy *proxy)
         return;
     }
     /* Stop the receive thread first: it may be using the handler. */
-    proxy_mark_dead(proxy, g_strdup("device removed"), ECONNRESET);
+    if (!proxy_mark_dead(proxy, g_strdup("device removed"), ECONNRESET) &&
+        !proxy->death_reported) {
+        /* It died during the removal itself: death_bh will never run. */
+        error_report("vfio-user: %s: connection to the server lost: %s",
+                     proxy->name, proxy->death_reason);
+    }
     if (proxy->recv_running) {
         qemu_thread_join(&proxy->recv_thread);
     }

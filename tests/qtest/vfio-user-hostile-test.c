@@ -1793,7 +1793,12 @@ static void check_unplug(HostileFn fn, uint32_t err, unsigned delay_ms)
     hostile_arm(&c.h, VFIO_USER_DMA_UNMAP, -1, fn);
     t0 = g_get_monotonic_time();
     qpci_unplug_acpi_device_test(c.qts, "vu0", SLOT);
-    g_assert_cmpint(g_get_monotonic_time() - t0, <, 15 * G_USEC_PER_SEC);
+    /*
+     * One unanswered DMA_UNMAP drops the server: the other mappings
+     * (five here) must not wait the timeout each.
+     */
+    g_assert_cmpint(g_get_monotonic_time() - t0, <,
+                    3 * c.timeout_ms * 1000);
     g_assert_cmpint(qatomic_read(&c.h.entered), >=, 1);
     hostile_release(&c.h);
     g_assert(vu_test_server_wait_disconnected(c.srv, WAIT_MS));
