@@ -184,6 +184,12 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
                    "(socket.path=PATH)");
         return;
     }
+    if (!udev->timeout_ms) {
+        /* 0 would be no timeout at all for the socket's own timeouts */
+        error_setg(errp, "vfio-user-pci: x-msg-timeout must be at least "
+                   "1 ms");
+        return;
+    }
 
     /* vfio-pci-base's instance_init did vfio_device_init(). */
     vbasedev->name = id ? g_strdup_printf("vfio-user-pci '%s'", id) :

@@ -285,9 +285,10 @@ static int proxy_send(VFIOUserProxy *proxy, VFIOUserHdr *hdr,
 /*
  * Read exactly the bytes described by @iov; the caller holds the read
  * token.  fds that arrive with the first bytes are returned through
- * @fds/@nfds.  Blocks until the data is there, or fails with -ETIMEDOUT
- * when none came for the timeout (SO_RCVTIMEO); a shutdown of the socket
- * (proxy_kill, vfio_user_disconnect) ends it at once.
+ * @fds/@nfds.  Blocks until the data is there, or fails when none came
+ * for the timeout (SO_RCVTIMEO): -EAGAIN when nothing at all came,
+ * -ETIMEDOUT when part did; a shutdown of the socket (proxy_kill,
+ * vfio_user_disconnect) ends it at once.
  */
 static int proxy_read(VFIOUserProxy *proxy, const struct iovec *iov_in,
                       unsigned int niov, int **fds, size_t *nfds)
@@ -301,7 +302,8 @@ static int proxy_read(VFIOUserProxy *proxy, const struct iovec *iov_in,
         iov = copy = g_new(struct iovec, niov);
     }
     memcpy(iov, iov_in, niov * sizeof(*iov));
-    while (niov > 0 && iov_size(iov, niov) > 0) {
+    for (bool started = false; niov > 0 && iov_size(iov, niov) > 0;
+         started = true) {
         int *rfds = NULL;
         size_t nrfds = 0;
         Error *err = NULL;
@@ -310,7 +312,8 @@ static int proxy_read(VFIOUserProxy *proxy, const struct iovec *iov_in,
                                            fds ? &nrfds : NULL, 0, &err);
 
         if (n == QIO_CHANNEL_ERR_BLOCK) {
-            return -ETIMEDOUT;  /* SO_RCVTIMEO: the server stalls */
+            /* SO_RCVTIMEO: nothing came, or the server stalls mid-way */
+            return started ? -ETIMEDOUT : -EAGAIN;
         }
         if (n < 0) {
             error_free(err);
@@ -495,6 +498,9 @@ static bool proxy_read_message(VFIOUserProxy *proxy)
     int ret;
 
     ret = proxy_read(proxy, &iov, 1, &fds, &nfds);
+    if (ret == -EAGAIN) {
+        return true;            /* no message within the timeout */
+    }
     if (ret < 0) {
         proxy_close_fds(fds, nfds);
         if (ret == -ETIMEDOUT) {
@@ -559,6 +565,8 @@ static bool proxy_poll(VFIOUserProxy *proxy, int timeout_ms)
  * Holding the read token (taken under proxy->lock, which is dropped and
  * retaken here): read one message if one arrives within @timeout_ms,
  * then hand the token back.  Returns false when the connection is dead.
+ * A wait as long as the message timeout is the socket's own receive
+ * timeout: then the read itself waits, one system call instead of two.
  */
 static bool proxy_read_with_token(VFIOUserProxy *proxy, int timeout_ms)
 {
@@ -566,7 +574,7 @@ static bool proxy_read_with_token(VFIOUserProxy *proxy, int timeout_ms)
 
     proxy->reading = true;
     qemu_mutex_unlock(&proxy->lock);
-    if (proxy_poll(proxy, timeout_ms)) {
+    if (timeout_ms >= proxy->timeout_ms || proxy_poll(proxy, timeout_ms)) {
         ok = proxy_read_message(proxy);
     }
     qemu_mutex_lock(&proxy->lock);
@@ -655,8 +663,9 @@ int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
         proxy_watch_socket(proxy, false);
     }
     deadline = now_ms() + proxy->timeout_ms;
-    while (ret == 0 && !p.done) {
-        int64_t left = deadline - now_ms();
+    for (bool first = true; ret == 0 && !p.done; first = false) {
+        /* The first read may wait the whole timeout: see below. */
+        int64_t left = first ? proxy->timeout_ms : deadline - now_ms();
 
         if (left > 0 && !proxy->reading && !proxy->dead) {
             /* Read ourselves: our reply, or what comes before it. */

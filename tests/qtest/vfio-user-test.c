@@ -671,10 +671,31 @@ static void test_missing_socket(void)
     qtest_quit(qts);
 }
 
+/* x-msg-timeout=0 is refused: it would mean no timeout on the socket. */
+static void test_zero_timeout(void)
+{
+    TestCtx c = { 0 };
+    QDict *resp;
+    const char *desc;
+
+    ctx_server(&c, NULL);
+    c.qts = qtest_initf("-machine pc -m %d", RAM_MB);
+    resp = qtest_qmp(c.qts, "{'execute': 'device_add', 'arguments': {"
+                     "'driver': 'vfio-user-pci', 'id': 'vu0',"
+                     "'x-msg-timeout': 0,"
+                     "'socket': {'type': 'unix', 'path': %s}}}", c.sock);
+    g_assert(qdict_haskey(resp, "error"));
+    desc = qdict_get_str(qdict_get_qdict(resp, "error"), "desc");
+    g_assert(strstr(desc, "x-msg-timeout"));
+    qobject_unref(resp);
+    ctx_stop(&c);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     qtest_add_func("/vfio-user/realize/missing-socket", test_missing_socket);
+    qtest_add_func("/vfio-user/realize/zero-timeout", test_zero_timeout);
     qtest_add_func("/vfio-user/enumerate", test_enumerate);
     qtest_add_func("/vfio-user/id-override", test_id_override);
     qtest_add_func("/vfio-user/json-device", test_json_device);
