@@ -18,6 +18,7 @@
 #include "qobject/qdict.h"
 #include "hw/i386/intel_iommu_internal.h"
 #include "vfio-user-server.h"
+#include "vfio-user-fixture.h"
 
 #define SLOT            4
 #define DEVFN           QPCI_DEVFN(SLOT, 0)
@@ -41,87 +42,27 @@
 #define SECURE  ",secure-dma=on"
 
 typedef struct TestCtx {
-    char *tmpdir;
-    char *sock;
-    VUTestServer *srv;
-    QTestState *qts;
-    QPCIBus *bus;
-    QPCIDevice *dev;
-    QPCIBar bar0;
-    uint64_t bar0_size;
+    VUFixture f;
     uint64_t good_dma;          /* where a DMA must work; 0: GUEST_SCRATCH */
     uint64_t good_gpa;          /* the guest page it reaches */
 } TestCtx;
-
-static void ctx_server(TestCtx *c, const VUTestServerConfig *cfg)
-{
-    c->tmpdir = g_dir_make_tmp("vfio-user-dma-test-XXXXXX", NULL);
-    g_assert(c->tmpdir);
-    c->sock = g_build_filename(c->tmpdir, "sock", NULL);
-    c->srv = vu_test_server_new(c->sock, cfg);
-    g_assert(c->srv);
-}
-
-static void ctx_find_device(TestCtx *c)
-{
-    c->bus = qpci_new_pc(c->qts, NULL);
-    c->dev = qpci_device_find(c->bus, DEVFN);
-    g_assert(c->dev);
-    qpci_device_enable(c->dev);
-    c->bar0 = qpci_iomap(c->dev, 0, &c->bar0_size);
-}
 
 /* Start a server and QEMU with the device at slot 4. */
 static void ctx_start_args(TestCtx *c, const char *qemu_args,
                            const char *dev_extra)
 {
-    ctx_server(c, NULL);
-    c->qts = qtest_initf("%s -device vfio-user-pci,id=vu0,addr=%d.0,"
-                         "socket.type=unix,socket.path=%s%s",
-                         qemu_args, SLOT, c->sock,
-                         dev_extra ? dev_extra : "");
-    ctx_find_device(c);
+    vu_fixture_server(&c->f, "vfio-user-dma-test", NULL);
+    c->f.qts = qtest_initf("%s -device vfio-user-pci,id=vu0,addr=%d.0,"
+                           "socket.type=unix,socket.path=%s%s",
+                           qemu_args, SLOT, c->f.sock,
+                           dev_extra ? dev_extra : "");
+    vu_fixture_find_device(&c->f, DEVFN);
 }
 
 /* ... on a pc with memfd RAM */
 static void ctx_start(TestCtx *c, const char *dev_extra)
 {
     ctx_start_args(c, "-machine pc -m 256M " MEMFD_RAM, dev_extra);
-}
-
-static void ctx_stop(TestCtx *c)
-{
-    g_free(c->dev);
-    if (c->bus) {
-        qpci_free_pc(c->bus);
-    }
-    if (c->qts) {
-        qtest_quit(c->qts);
-    }
-    if (c->srv) {
-        vu_test_server_free(c->srv);
-    }
-    if (c->tmpdir) {
-        rmdir(c->tmpdir);
-    }
-    g_free(c->sock);
-    g_free(c->tmpdir);
-    memset(c, 0, sizeof(*c));
-}
-
-static uint32_t bar0_readl(TestCtx *c, uint64_t off)
-{
-    return qpci_io_readl(c->dev, c->bar0, off);
-}
-
-static void bar0_writel(TestCtx *c, uint64_t off, uint32_t val)
-{
-    qpci_io_writel(c->dev, c->bar0, off, val);
-}
-
-static void bar0_writeq(TestCtx *c, uint64_t off, uint64_t val)
-{
-    qpci_io_writeq(c->dev, c->bar0, off, val);
 }
 
 static void fill_pattern(uint8_t *buf, size_t len, uint8_t seed)
@@ -157,19 +98,19 @@ static void check_server_dma_at(TestCtx *c, uint64_t addr, uint64_t gpa,
     g_autofree uint8_t *in = g_malloc(len);
     VUTestServerStats before, after;
 
-    vu_test_server_get_stats(c->srv, &before);
+    vu_test_server_get_stats(c->f.srv, &before);
     fill_pattern(out, len, 3);
-    g_assert_cmpint(vu_test_server_dma_write(c->srv, addr, out, len), ==, 0);
-    qtest_memread(c->qts, gpa, in, len);
+    g_assert_cmpint(vu_test_server_dma_write(c->f.srv, addr, out, len), ==, 0);
+    qtest_memread(c->f.qts, gpa, in, len);
     g_assert_cmpmem(in, len, out, len);
 
     fill_pattern(out, len, 101);
-    qtest_memwrite(c->qts, gpa, out, len);
+    qtest_memwrite(c->f.qts, gpa, out, len);
     memset(in, 0, len);
-    g_assert_cmpint(vu_test_server_dma_read(c->srv, addr, in, len), ==, 0);
+    g_assert_cmpint(vu_test_server_dma_read(c->f.srv, addr, in, len), ==, 0);
     g_assert_cmpmem(in, len, out, len);
 
-    vu_test_server_get_stats(c->srv, &after);
+    vu_test_server_get_stats(c->f.srv, &after);
     g_assert_cmpuint(after.dma_bytes_written - before.dma_bytes_written, ==,
                      len);
     g_assert_cmpuint(after.dma_bytes_read - before.dma_bytes_read, ==, len);
@@ -185,12 +126,13 @@ static void check_server_dma(TestCtx *c, uint64_t addr, size_t len)
 static uint32_t run_dma(TestCtx *c, uint64_t src, uint64_t dst,
                         uint64_t len, uint32_t cmd)
 {
-    bar0_writeq(c, VU_TEST_REG_DMA_SRC, src);
-    bar0_writeq(c, VU_TEST_REG_DMA_DST, dst);
-    bar0_writeq(c, VU_TEST_REG_DMA_LEN, len);
-    bar0_writel(c, VU_TEST_REG_DMA_CMD, VU_TEST_DMA_CMD_START | cmd);
+    vu_fixture_bar0_writeq(&c->f, VU_TEST_REG_DMA_SRC, src);
+    vu_fixture_bar0_writeq(&c->f, VU_TEST_REG_DMA_DST, dst);
+    vu_fixture_bar0_writeq(&c->f, VU_TEST_REG_DMA_LEN, len);
+    vu_fixture_bar0_writel(&c->f, VU_TEST_REG_DMA_CMD,
+                           VU_TEST_DMA_CMD_START | cmd);
     /* The server DMAs before answering; a read is ordered after it. */
-    return bar0_readl(c, VU_TEST_REG_DMA_STATUS);
+    return vu_fixture_bar0_readl(&c->f, VU_TEST_REG_DMA_STATUS);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -210,11 +152,11 @@ static void test_secure_both_directions(void)
 
     ctx_start(&c, SECURE);
 
-    maps = vu_test_server_dma_maps(c.srv);
+    maps = vu_test_server_dma_maps(c.f.srv);
     g_assert_cmpuint(maps->len, >, 0);
-    g_assert_cmpuint(vu_test_server_cmd_count(c.srv, VFIO_USER_DMA_MAP), ==,
+    g_assert_cmpuint(vu_test_server_cmd_count(c.f.srv, VFIO_USER_DMA_MAP), ==,
                      maps->len);
-    g_assert_cmpuint(vu_test_server_cmd_fds(c.srv, VFIO_USER_DMA_MAP), ==, 0);
+    g_assert_cmpuint(vu_test_server_cmd_fds(c.f.srv, VFIO_USER_DMA_MAP), ==, 0);
     for (guint i = 0; i < maps->len; i++) {
         VUTestDMAMapRecord *m = &g_array_index(maps, VUTestDMAMapRecord, i);
 
@@ -231,24 +173,24 @@ static void test_secure_both_directions(void)
 
     /* The device's own engine, by message too. */
     fill_pattern(out, len, 21);
-    qtest_memwrite(c.qts, GUEST_SCRATCH, out, len);
+    qtest_memwrite(c.f.qts, GUEST_SCRATCH, out, len);
     g_assert_cmphex(run_dma(&c, GUEST_SCRATCH, 0, len, 0), ==,
                     VU_TEST_DMA_STATUS_DONE);
-    vu_test_server_buf_read(c.srv, 0, in, len);
+    vu_test_server_buf_read(c.f.srv, 0, in, len);
     g_assert_cmpmem(in, len, out, len);
     fill_pattern(out, len, 22);
-    vu_test_server_buf_write(c.srv, 0, out, len);
+    vu_test_server_buf_write(c.f.srv, 0, out, len);
     g_assert_cmphex(run_dma(&c, 0, GUEST_TARGET, len,
                             VU_TEST_DMA_CMD_TO_GUEST), ==,
                     VU_TEST_DMA_STATUS_DONE);
-    qtest_memread(c.qts, GUEST_TARGET, in, len);
+    qtest_memread(c.f.qts, GUEST_TARGET, in, len);
     g_assert_cmpmem(in, len, out, len);
 
-    vu_test_server_get_stats(c.srv, &st);
+    vu_test_server_get_stats(c.f.srv, &st);
     g_assert_cmpuint(st.dma_bytes_mmap, ==, 0);
     g_assert_cmpuint(st.dma_error_replies, ==, 0);
-    g_assert_cmpuint(vu_test_server_cmd_fds(c.srv, VFIO_USER_DMA_MAP), ==, 0);
-    ctx_stop(&c);
+    g_assert_cmpuint(vu_test_server_cmd_fds(c.f.srv, VFIO_USER_DMA_MAP), ==, 0);
+    vu_fixture_stop(&c.f);
 }
 
 /* secure-dma=off, for contrast: the same RAM is mapped with its fd. */
@@ -259,12 +201,12 @@ static void test_insecure_ram_fd(void)
     TestCtx c = { 0 };
 
     ctx_start(&c, NULL);
-    maps = vu_test_server_dma_maps(c.srv);
+    maps = vu_test_server_dma_maps(c.f.srv);
     ram = find_map(maps, GUEST_SCRATCH, GUEST_SCRATCH + 0x10000);
     g_assert(ram);
     g_assert_cmpuint(ram->nfds, ==, 1);
-    g_assert_cmpuint(vu_test_server_cmd_fds(c.srv, VFIO_USER_DMA_MAP), >=, 1);
-    ctx_stop(&c);
+    g_assert_cmpuint(vu_test_server_cmd_fds(c.f.srv, VFIO_USER_DMA_MAP), >=, 1);
+    vu_fixture_stop(&c.f);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -288,14 +230,14 @@ static void check_refused(TestCtx *c, const VUTestDMARequest *req, int err,
 
     if (guard) {
         fill_pattern(before, GUARD_LEN, GUARD_SEED);
-        qtest_memwrite(c->qts, guard, before, GUARD_LEN);
+        qtest_memwrite(c->f.qts, guard, before, GUARD_LEN);
         /* Read back: ROM ignores the write and keeps its contents. */
-        qtest_memread(c->qts, guard, before, GUARD_LEN);
+        qtest_memread(c->f.qts, guard, before, GUARD_LEN);
     }
-    vu_test_server_get_stats(c->srv, &st);
+    vu_test_server_get_stats(c->f.srv, &st);
     refused = st.dma_error_replies;
 
-    ret = vu_test_server_dma(c->srv, req, &res);
+    ret = vu_test_server_dma(c->f.srv, req, &res);
     g_test_message("%s 0x%" PRIx64 " count 0x%" PRIx64 " data %zu: %d",
                    req->write ? "DMA_WRITE" : "DMA_READ", req->address,
                    req->count, req->data_len, ret);
@@ -306,11 +248,11 @@ static void check_refused(TestCtx *c, const VUTestDMARequest *req, int err,
     if (res.data) {
         g_byte_array_unref(res.data);
     }
-    vu_test_server_get_stats(c->srv, &st);
+    vu_test_server_get_stats(c->f.srv, &st);
     g_assert_cmpuint(st.dma_error_replies, ==, refused + 1);
 
     if (guard) {
-        qtest_memread(c->qts, guard, after, GUARD_LEN);
+        qtest_memread(c->f.qts, guard, after, GUARD_LEN);
         g_assert_cmpmem(after, GUARD_LEN, before, GUARD_LEN);
     }
 
@@ -320,7 +262,8 @@ static void check_refused(TestCtx *c, const VUTestDMARequest *req, int err,
     } else {
         check_server_dma(c, GUEST_SCRATCH, 0x800);
     }
-    g_assert_cmphex(bar0_readl(c, VU_TEST_REG_ID), ==, VU_TEST_ID_MAGIC);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c->f, VU_TEST_REG_ID), ==,
+                    VU_TEST_ID_MAGIC);
 }
 
 static void refuse_write(TestCtx *c, uint64_t addr, uint64_t count, int err,
@@ -357,7 +300,7 @@ static void test_refuse_out_of_range(void)
     /* The 640 KiB - 768 KiB VGA window is MMIO, not a mapping either. */
     refuse_write(&c, 0xa0000, 0x100, EFAULT, 0xa0000 - GUARD_LEN);
     refuse_read(&c, 0xa0000, 0x100, EFAULT);
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 /* Starts in RAM, runs past its end: nothing at all may be written. */
@@ -371,7 +314,7 @@ static void test_refuse_partly_mapped(void)
     refuse_write(&c, RAM_END - 1, 2, EFAULT, RAM_END - GUARD_LEN);
     /* Ends in the VGA hole after starting in low RAM. */
     refuse_write(&c, 0xa0000 - 0x100, 0x200, EFAULT, 0xa0000 - GUARD_LEN);
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 /* The firmware ROM is mapped read-only: it can be read, not written. */
@@ -384,13 +327,13 @@ static void test_refuse_read_only(void)
     TestCtx c = { 0 };
 
     ctx_start(&c, SECURE);
-    maps = vu_test_server_dma_maps(c.srv);
+    maps = vu_test_server_dma_maps(c.f.srv);
     m = find_map(maps, BIOS_ROM, BIOS_ROM + 0x1000);
     g_assert(m);
     g_assert_cmphex(m->flags, ==, VFIO_USER_F_DMA_REGION_READ);
 
-    qtest_memread(c.qts, BIOS_ROM, rom, 0x1000);
-    g_assert_cmpint(vu_test_server_dma_read(c.srv, BIOS_ROM, in, 0x1000), ==,
+    qtest_memread(c.f.qts, BIOS_ROM, rom, 0x1000);
+    g_assert_cmpint(vu_test_server_dma_read(c.f.srv, BIOS_ROM, in, 0x1000), ==,
                     0);
     g_assert_cmpmem(in, 0x1000, rom, 0x1000);
 
@@ -398,7 +341,7 @@ static void test_refuse_read_only(void)
     refuse_write(&c, BIOS_ROM + 0x1000, 1, EPERM, BIOS_ROM);
     /* The ROM's read-only shadow below 1 MiB, too. */
     refuse_write(&c, 0xf0000, 0x100, EPERM, 0xf0000 - 0x1000);
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 /* The address wraps around: no partial access, no wrap to address 0. */
@@ -410,7 +353,7 @@ static void test_refuse_overflow(void)
     refuse_write(&c, 0xfffffffffffff000ULL, 0x2000, EFAULT, 0);
     refuse_read(&c, 0xfffffffffffff000ULL, 0x2000, EFAULT);
     refuse_write(&c, UINT64_MAX, 2, EFAULT, 0);
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 /* A count above the max_data_xfer_size the client advertised. */
@@ -425,14 +368,14 @@ static void test_refuse_too_big(void)
     TestCtx c = { 0 };
 
     ctx_start(&c, SECURE);
-    vu_test_server_get_client_info(c.srv, &ci);
+    vu_test_server_get_client_info(c.f.srv, &ci);
     g_free(ci.json);
     g_assert_cmpuint(ci.max_data_xfer_size, ==, CLIENT_MAX_XFER);
 
     refuse_read(&c, GUEST_TARGET, CLIENT_MAX_XFER + 1, E2BIG);
     refuse_read(&c, GUEST_TARGET, UINT64_MAX / 2, E2BIG);
     check_refused(&c, &huge_write, E2BIG, GUEST_TARGET);
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 /*
@@ -446,7 +389,7 @@ static void test_refuse_too_big_write(void)
     ctx_start(&c, SECURE);
     refuse_write(&c, GUEST_TARGET, CLIENT_MAX_XFER + 1, E2BIG,
                  GUEST_TARGET);
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 /* The message carries more or less data than its count says. */
@@ -479,7 +422,7 @@ static void test_refuse_size_mismatch(void)
     check_refused(&c, &req, EINVAL, GUEST_TARGET);
     req.data_len = 0x1000;
     check_refused(&c, &req, EINVAL, GUEST_TARGET);
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 static void qmp_ok(QTestState *qts, QDict *resp)
@@ -501,16 +444,16 @@ static uint64_t plug_dimm(TestCtx *c, const char *id, uint64_t addr)
     uint64_t got;
 
     if (addr) {
-        resp = qtest_qmp(c->qts, "{'execute': 'device_add', 'arguments': {"
+        resp = qtest_qmp(c->f.qts, "{'execute': 'device_add', 'arguments': {"
                          "'driver': 'pc-dimm', 'id': %s, 'memdev': 'hp0',"
                          "'addr': %" PRIu64 "}}", id, addr);
     } else {
-        resp = qtest_qmp(c->qts, "{'execute': 'device_add', 'arguments': {"
+        resp = qtest_qmp(c->f.qts, "{'execute': 'device_add', 'arguments': {"
                          "'driver': 'pc-dimm', 'id': %s, 'memdev': 'hp0'}}",
                          id);
     }
-    qmp_ok(c->qts, resp);
-    resp = qtest_qmp(c->qts, "{'execute': 'qom-get', 'arguments': {"
+    qmp_ok(c->f.qts, resp);
+    resp = qtest_qmp(c->f.qts, "{'execute': 'qom-get', 'arguments': {"
                      "'path': %s, 'property': 'addr'}}", id);
     g_assert(qdict_haskey(resp, "return"));
     got = qdict_get_int(resp, "return");
@@ -522,10 +465,10 @@ static uint64_t plug_dimm(TestCtx *c, const char *id, uint64_t addr)
 /* device_del, and the guest's side of ACPI memory hot-unplug: eject. */
 static void unplug_dimm(TestCtx *c, const char *id)
 {
-    qtest_qmp_device_del_send(c->qts, id);
-    qtest_outl(c->qts, MEMHP_IO_BASE + MEMHP_SELECTOR, 0);
-    qtest_outl(c->qts, MEMHP_IO_BASE + MEMHP_FLAGS, MEMHP_EJECT);
-    qtest_qmp_eventwait(c->qts, "DEVICE_DELETED");
+    qtest_qmp_device_del_send(c->f.qts, id);
+    qtest_outl(c->f.qts, MEMHP_IO_BASE + MEMHP_SELECTOR, 0);
+    qtest_outl(c->f.qts, MEMHP_IO_BASE + MEMHP_FLAGS, MEMHP_EJECT);
+    qtest_qmp_eventwait(c->f.qts, "DEVICE_DELETED");
 }
 
 static bool was_unmapped(GArray *unmaps, uint64_t iova, uint64_t size)
@@ -561,11 +504,11 @@ static void test_refuse_after_unmap(void)
     ctx_start_args(&c, "-machine pc -m 256M,slots=2,maxmem=1G " MEMFD_RAM
                    " -object memory-backend-memfd,id=hp0,size=128M,"
                    "share=on", SECURE);
-    vu_test_server_clear_log(c.srv);
+    vu_test_server_clear_log(c.f.srv);
     addr = plug_dimm(&c, "dimm0", 0);
     target = addr + 0x10000;
     g_test_message("pc-dimm at 0x%" PRIx64, addr);
-    maps = vu_test_server_dma_maps(c.srv);
+    maps = vu_test_server_dma_maps(c.f.srv);
     m = find_map(maps, addr, addr + DIMM_SIZE);
     g_assert(m);
     g_assert_cmpuint(m->iova, ==, addr);
@@ -574,9 +517,9 @@ static void test_refuse_after_unmap(void)
     check_server_dma(&c, target, 0x4000);
 
     fill_pattern(guard, GUARD_LEN, GUARD_SEED);
-    qtest_memwrite(c.qts, target, guard, GUARD_LEN);
+    qtest_memwrite(c.f.qts, target, guard, GUARD_LEN);
     unplug_dimm(&c, "dimm0");
-    unmaps = vu_test_server_dma_unmaps(c.srv);
+    unmaps = vu_test_server_dma_unmaps(c.f.srv);
     g_assert(was_unmapped(unmaps, addr, DIMM_SIZE));
 
     refuse_write(&c, target, GUARD_LEN, EFAULT, 0);
@@ -585,14 +528,14 @@ static void test_refuse_after_unmap(void)
     refuse_write(&c, addr + DIMM_SIZE - 1, 1, EFAULT, 0);
 
     /* Back at the same address, over the same memory: untouched. */
-    vu_test_server_clear_log(c.srv);
+    vu_test_server_clear_log(c.f.srv);
     plug_dimm(&c, "dimm1", addr);
-    maps2 = vu_test_server_dma_maps(c.srv);
+    maps2 = vu_test_server_dma_maps(c.f.srv);
     g_assert(find_map(maps2, addr, addr + DIMM_SIZE));
-    qtest_memread(c.qts, target, in, GUARD_LEN);
+    qtest_memread(c.f.qts, target, in, GUARD_LEN);
     g_assert_cmpmem(in, GUARD_LEN, guard, GUARD_LEN);
     check_server_dma(&c, target, 0x4000);
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -616,43 +559,43 @@ static void test_dma_while_waiting(void)
 
     /* Guest to device. */
     fill_pattern(out, len, 9);
-    qtest_memwrite(c.qts, GUEST_TARGET, out, len);
-    bar0_writeq(&c, VU_TEST_REG_DMA_SRC, GUEST_TARGET);
-    bar0_writeq(&c, VU_TEST_REG_DMA_DST, 0);
-    bar0_writeq(&c, VU_TEST_REG_DMA_LEN, len);
+    qtest_memwrite(c.f.qts, GUEST_TARGET, out, len);
+    vu_fixture_bar0_writeq(&c.f, VU_TEST_REG_DMA_SRC, GUEST_TARGET);
+    vu_fixture_bar0_writeq(&c.f, VU_TEST_REG_DMA_DST, 0);
+    vu_fixture_bar0_writeq(&c.f, VU_TEST_REG_DMA_LEN, len);
     t0 = g_get_monotonic_time();
-    bar0_writel(&c, VU_TEST_REG_DMA_CMD, VU_TEST_DMA_CMD_START);
+    vu_fixture_bar0_writel(&c.f, VU_TEST_REG_DMA_CMD, VU_TEST_DMA_CMD_START);
     elapsed = g_get_monotonic_time() - t0;
     g_test_message("guest to device: %" PRId64 " us", elapsed);
     g_assert_cmpint(elapsed, <, G_USEC_PER_SEC);
-    g_assert_cmphex(vu_test_server_reg_read(c.srv, VU_TEST_REG_DMA_STATUS),
+    g_assert_cmphex(vu_test_server_reg_read(c.f.srv, VU_TEST_REG_DMA_STATUS),
                     ==, VU_TEST_DMA_STATUS_DONE);
-    vu_test_server_buf_read(c.srv, 0, in, len);
+    vu_test_server_buf_read(c.f.srv, 0, in, len);
     g_assert_cmpmem(in, len, out, len);
 
     /* Device to guest. */
     fill_pattern(out, len, 55);
-    vu_test_server_buf_write(c.srv, 0, out, len);
-    bar0_writeq(&c, VU_TEST_REG_DMA_SRC, 0);
-    bar0_writeq(&c, VU_TEST_REG_DMA_DST, GUEST_TARGET + 0x10000);
+    vu_test_server_buf_write(c.f.srv, 0, out, len);
+    vu_fixture_bar0_writeq(&c.f, VU_TEST_REG_DMA_SRC, 0);
+    vu_fixture_bar0_writeq(&c.f, VU_TEST_REG_DMA_DST, GUEST_TARGET + 0x10000);
     t0 = g_get_monotonic_time();
-    bar0_writel(&c, VU_TEST_REG_DMA_CMD,
-                VU_TEST_DMA_CMD_START | VU_TEST_DMA_CMD_TO_GUEST);
+    vu_fixture_bar0_writel(&c.f, VU_TEST_REG_DMA_CMD,
+                           VU_TEST_DMA_CMD_START | VU_TEST_DMA_CMD_TO_GUEST);
     elapsed = g_get_monotonic_time() - t0;
     g_test_message("device to guest: %" PRId64 " us", elapsed);
     g_assert_cmpint(elapsed, <, G_USEC_PER_SEC);
-    g_assert_cmphex(vu_test_server_reg_read(c.srv, VU_TEST_REG_DMA_STATUS),
+    g_assert_cmphex(vu_test_server_reg_read(c.f.srv, VU_TEST_REG_DMA_STATUS),
                     ==, VU_TEST_DMA_STATUS_DONE);
-    qtest_memread(c.qts, GUEST_TARGET + 0x10000, in, len);
+    qtest_memread(c.f.qts, GUEST_TARGET + 0x10000, in, len);
     g_assert_cmpmem(in, len, out, len);
 
     /* Both went by message, and the client did wait for each reply. */
-    vu_test_server_get_stats(c.srv, &st);
+    vu_test_server_get_stats(c.f.srv, &st);
     g_assert_cmpuint(st.dma_bytes_mmap, ==, 0);
     g_assert_cmpuint(st.dma_bytes_read, ==, len);
     g_assert_cmpuint(st.dma_bytes_written, ==, len);
     g_assert_cmpuint(st.dma_timeouts, ==, 0);
-    writes = vu_test_server_region_writes(c.srv);
+    writes = vu_test_server_region_writes(c.f.srv);
     for (guint i = 0; i < writes->len; i++) {
         VUTestRegionWriteRecord *w =
             &g_array_index(writes, VUTestRegionWriteRecord, i);
@@ -665,8 +608,8 @@ static void test_dma_while_waiting(void)
         }
     }
     g_assert(waited);
-    g_assert_cmpuint(bar0_readl(&c, VU_TEST_REG_DMA_COUNT), ==, 2);
-    ctx_stop(&c);
+    g_assert_cmpuint(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_DMA_COUNT), ==, 2);
+    vu_fixture_stop(&c.f);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -699,22 +642,22 @@ static void test_dma_while_waiting(void)
 
 static void vtd_writel(TestCtx *c, unsigned reg, uint32_t val)
 {
-    qtest_writel(c->qts, VTD_BASE + reg, val);
+    qtest_writel(c->f.qts, VTD_BASE + reg, val);
 }
 
 static void vtd_writeq(TestCtx *c, unsigned reg, uint64_t val)
 {
-    qtest_writeq(c->qts, VTD_BASE + reg, val);
+    qtest_writeq(c->f.qts, VTD_BASE + reg, val);
 }
 
 static uint32_t vtd_readl(TestCtx *c, unsigned reg)
 {
-    return qtest_readl(c->qts, VTD_BASE + reg);
+    return qtest_readl(c->f.qts, VTD_BASE + reg);
 }
 
 static void vtd_set_pte(TestCtx *c, uint64_t iova, uint64_t pte)
 {
-    qtest_writeq(c->qts, VTD_L1 + ((iova >> 12) & 0x1ff) * 8, pte);
+    qtest_writeq(c->f.qts, VTD_L1 + ((iova >> 12) & 0x1ff) * 8, pte);
 }
 
 /* Build the tables for DEVFN, then turn translation on. */
@@ -722,13 +665,13 @@ static void vtd_enable(TestCtx *c)
 {
     uint64_t ctx_hi = VTD_AW_39BIT | (VTD_DID << 8);
 
-    qtest_memset(c->qts, VTD_ROOT, 0, 5 * 0x1000);
-    qtest_writeq(c->qts, VTD_ROOT, VTD_CTX | VTD_P);
-    qtest_writeq(c->qts, VTD_CTX + DEVFN * 16, VTD_L3 | VTD_P);
-    qtest_writeq(c->qts, VTD_CTX + DEVFN * 16 + 8, ctx_hi);
-    qtest_writeq(c->qts, VTD_L3 + ((IOVA_RW >> 30) & 0x1ff) * 8,
+    qtest_memset(c->f.qts, VTD_ROOT, 0, 5 * 0x1000);
+    qtest_writeq(c->f.qts, VTD_ROOT, VTD_CTX | VTD_P);
+    qtest_writeq(c->f.qts, VTD_CTX + DEVFN * 16, VTD_L3 | VTD_P);
+    qtest_writeq(c->f.qts, VTD_CTX + DEVFN * 16 + 8, ctx_hi);
+    qtest_writeq(c->f.qts, VTD_L3 + ((IOVA_RW >> 30) & 0x1ff) * 8,
                  VTD_L2 | VTD_PTE_R | VTD_PTE_W);
-    qtest_writeq(c->qts, VTD_L2 + ((IOVA_RW >> 21) & 0x1ff) * 8,
+    qtest_writeq(c->f.qts, VTD_L2 + ((IOVA_RW >> 21) & 0x1ff) * 8,
                  VTD_L1 | VTD_PTE_R | VTD_PTE_W);
     vtd_set_pte(c, IOVA_RW, GPA_RW | VTD_PTE_R | VTD_PTE_W);
     vtd_set_pte(c, IOVA_RO, GPA_RO | VTD_PTE_R);
@@ -750,7 +693,7 @@ static void vtd_invalidate_page(TestCtx *c, uint64_t iova)
     vtd_writeq(c, DMAR_IVA_REG, iova);
     vtd_writeq(c, DMAR_IOTLB_REG, VTD_TLB_IVT | VTD_TLB_PSI_FLUSH |
                                   ((uint64_t)VTD_DID << 32));
-    g_assert(!(qtest_readq(c->qts, VTD_BASE + DMAR_IOTLB_REG) &
+    g_assert(!(qtest_readq(c->f.qts, VTD_BASE + DMAR_IOTLB_REG) &
                VTD_TLB_IVT));
 }
 
@@ -784,15 +727,15 @@ static void test_viommu(void)
     /* Before translation is on, the device sees guest RAM as it is. */
     check_server_dma(&c, GPA_RW, 0x1000);
 
-    ram_maps = vu_test_server_num_mappings(c.srv);
-    vu_test_server_clear_log(c.srv);
+    ram_maps = vu_test_server_num_mappings(c.f.srv);
+    vu_test_server_clear_log(c.f.srv);
     vtd_enable(&c);
 
     /* All of RAM went away, the IOMMU's pages came, without fds. */
-    unmaps = vu_test_server_dma_unmaps(c.srv);
+    unmaps = vu_test_server_dma_unmaps(c.f.srv);
     g_assert_cmpuint(ram_maps, >, 0);
     g_assert_cmpuint(unmaps->len, ==, ram_maps);
-    maps = vu_test_server_dma_maps(c.srv);
+    maps = vu_test_server_dma_maps(c.f.srv);
     for (guint i = 0; i < maps->len; i++) {
         m = &g_array_index(maps, VUTestDMAMapRecord, i);
         g_test_message("DMA_MAP 0x%" PRIx64 " +0x%" PRIx64 " flags %u",
@@ -809,19 +752,19 @@ static void test_viommu(void)
     g_assert(m);
     g_assert_cmphex(m->flags, ==, VFIO_USER_F_DMA_REGION_READ);
     g_assert(find_exact_map(maps, IOVA_RW2, 0x1000));
-    g_assert_cmpuint(vu_test_server_num_mappings(c.srv), ==, 3);
+    g_assert_cmpuint(vu_test_server_num_mappings(c.f.srv), ==, 3);
     c.good_dma = IOVA_RW2;
     c.good_gpa = GPA_RW2;
 
     /* The IOVA reaches the page the tables say, both ways. */
     fill_pattern(buf, sizeof(buf), 11);
-    g_assert_cmpint(vu_test_server_dma_write(c.srv, IOVA_RW + 0x80, buf,
+    g_assert_cmpint(vu_test_server_dma_write(c.f.srv, IOVA_RW + 0x80, buf,
                                              sizeof(buf)), ==, 0);
-    qtest_memread(c.qts, GPA_RW + 0x80, in, sizeof(buf));
+    qtest_memread(c.f.qts, GPA_RW + 0x80, in, sizeof(buf));
     g_assert_cmpmem(in, sizeof(buf), buf, sizeof(buf));
     fill_pattern(guard, 0x1000, 12);
-    qtest_memwrite(c.qts, GPA_RO, guard, 0x1000);
-    g_assert_cmpint(vu_test_server_dma_read(c.srv, IOVA_RO, in, 0x1000),
+    qtest_memwrite(c.f.qts, GPA_RO, guard, 0x1000);
+    g_assert_cmpint(vu_test_server_dma_read(c.f.srv, IOVA_RO, in, 0x1000),
                     ==, 0);
     g_assert_cmpmem(in, 0x1000, guard, 0x1000);
 
@@ -835,38 +778,38 @@ static void test_viommu(void)
     refuse_write(&c, IOVA_RO, 0x100, EPERM, 0);
     refuse_read(&c, IOVA_RW2 + 0x800, 0x1000, EFAULT);
     refuse_write(&c, IOVA_RW2 + 0x800, 0x1000, EFAULT, 0);
-    qtest_memread(c.qts, GPA_RO, in, 0x1000);
+    qtest_memread(c.f.qts, GPA_RO, in, 0x1000);
     g_assert_cmpmem(in, 0x1000, guard, 0x1000);
     /* From a writable page into the read-only one: not even a part. */
     refuse_write(&c, IOVA_RW + 0x800, 0x1000, EPERM, GPA_RW);
 
     /* Unmap IOVA_RW: the server hears of it and can no longer reach it. */
-    vu_test_server_clear_log(c.srv);
+    vu_test_server_clear_log(c.f.srv);
     vtd_set_pte(&c, IOVA_RW, 0);
     vtd_invalidate_page(&c, IOVA_RW);
     g_array_unref(unmaps);
-    unmaps = vu_test_server_dma_unmaps(c.srv);
+    unmaps = vu_test_server_dma_unmaps(c.f.srv);
     g_assert_cmpuint(unmaps->len, ==, 1);
     g_assert(was_unmapped(unmaps, IOVA_RW, 0x1000));
-    g_assert_cmpuint(vu_test_server_num_mappings(c.srv), ==, 2);
+    g_assert_cmpuint(vu_test_server_num_mappings(c.f.srv), ==, 2);
 
     fill_pattern(guard, 0x1000, 13);
-    qtest_memwrite(c.qts, GPA_RW, guard, 0x1000);
+    qtest_memwrite(c.f.qts, GPA_RW, guard, 0x1000);
     refuse_write(&c, IOVA_RW, 0x1000, EFAULT, 0);
     refuse_read(&c, IOVA_RW, 0x1000, EFAULT);
-    qtest_memread(c.qts, GPA_RW, in, 0x1000);
+    qtest_memread(c.f.qts, GPA_RW, in, 0x1000);
     g_assert_cmpmem(in, 0x1000, guard, 0x1000);
     /* The other pages are still there. */
-    g_assert_cmpint(vu_test_server_dma_read(c.srv, IOVA_RO, in, 0x100),
+    g_assert_cmpint(vu_test_server_dma_read(c.f.srv, IOVA_RO, in, 0x100),
                     ==, 0);
     check_server_dma_at(&c, IOVA_RW2, GPA_RW2, 0x1000);
 
     /* A page mapped while translation is on: DMA_MAP, then reachable. */
-    vu_test_server_clear_log(c.srv);
+    vu_test_server_clear_log(c.f.srv);
     vtd_set_pte(&c, IOVA_NEW, GPA_NEW | VTD_PTE_R | VTD_PTE_W);
     vtd_invalidate_page(&c, IOVA_NEW);
     g_array_unref(maps);
-    maps = vu_test_server_dma_maps(c.srv);
+    maps = vu_test_server_dma_maps(c.f.srv);
     g_assert_cmpuint(maps->len, ==, 1);
     m = find_exact_map(maps, IOVA_NEW, 0x1000);
     g_assert(m);
@@ -874,7 +817,7 @@ static void test_viommu(void)
     g_assert_cmpuint(m->nfds, ==, 0);
     check_server_dma_at(&c, IOVA_NEW, GPA_NEW, 0x1000);
     refuse_read(&c, IOVA_NONE, 0x10, EFAULT);
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 int main(int argc, char **argv)

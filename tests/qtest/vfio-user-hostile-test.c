@@ -29,6 +29,7 @@
 #include "qemu/memfd.h"
 #include "hw/pci/pci_regs.h"
 #include "vfio-user-server.h"
+#include "vfio-user-fixture.h"
 
 #define SLOT            4
 #define DEVFN           QPCI_DEVFN(SLOT, 0)
@@ -316,14 +317,7 @@ static VUTestHookAction fn_dma_first(Hostile *h, VUTestServer *s,
 /* Fixture */
 
 typedef struct TestCtx {
-    char *tmpdir;
-    char *sock;
-    VUTestServer *srv;
-    QTestState *qts;
-    QPCIBus *bus;
-    QPCIDevice *dev;
-    QPCIBar bar0;
-    uint64_t bar0_size;
+    VUFixture f;
     Hostile h;
     unsigned timeout_ms;        /* x-msg-timeout, 0: SAFE_TIMEOUT_MS */
     int lost;                   /* VFIO_USER_SERVER_LOST events seen */
@@ -364,44 +358,28 @@ static void ctx_server(TestCtx *c, VUTestServerConfig *cfg, bool reaccept)
     cfg->hook = hostile_hook;
     cfg->hook_opaque = &c->h;
     cfg->reaccept = reaccept;
-    c->tmpdir = g_dir_make_tmp("vfio-user-hostile-XXXXXX", NULL);
-    g_assert(c->tmpdir);
-    c->sock = g_build_filename(c->tmpdir, "sock", NULL);
-    c->srv = vu_test_server_new(c->sock, cfg);
-    g_assert(c->srv);
-}
-
-static void ctx_find_device(TestCtx *c)
-{
-    if (!c->bus) {
-        c->bus = qpci_new_pc(c->qts, NULL);
-    }
-    g_free(c->dev);
-    c->dev = qpci_device_find(c->bus, DEVFN);
-    g_assert(c->dev);
-    qpci_device_enable(c->dev);
-    c->bar0 = qpci_iomap(c->dev, 0, &c->bar0_size);
+    vu_fixture_server(&c->f, "vfio-user-hostile", cfg);
 }
 
 /* QEMU without the device, for device_add */
 static void ctx_qemu(TestCtx *c)
 {
-    c->qts = qtest_initf("-machine pc -m %d", RAM_MB);
-    qtest_qmp_set_event_callback(c->qts, ctx_event, c);
+    c->f.qts = qtest_initf("-machine pc -m %d", RAM_MB);
+    qtest_qmp_set_event_callback(c->f.qts, ctx_event, c);
 }
 
 /* Server and QEMU with the device at slot 4, a short message timeout */
 static void ctx_start(TestCtx *c, const char *dev_extra)
 {
     ctx_server(c, NULL, false);
-    c->qts = qtest_initf("-machine pc -m %d "
-                         "-device vfio-user-pci,id=vu0,addr=%d.0,"
-                         "socket.type=unix,socket.path=%s,"
-                         "x-msg-timeout=%u%s",
-                         RAM_MB, SLOT, c->sock, c->timeout_ms,
-                         dev_extra ? dev_extra : "");
-    qtest_qmp_set_event_callback(c->qts, ctx_event, c);
-    ctx_find_device(c);
+    c->f.qts = qtest_initf("-machine pc -m %d "
+                           "-device vfio-user-pci,id=vu0,addr=%d.0,"
+                           "socket.type=unix,socket.path=%s,"
+                           "x-msg-timeout=%u%s",
+                           RAM_MB, SLOT, c->f.sock, c->timeout_ms,
+                           dev_extra ? dev_extra : "");
+    qtest_qmp_set_event_callback(c->f.qts, ctx_event, c);
+    vu_fixture_find_device(&c->f, DEVFN);
 }
 
 
@@ -409,53 +387,29 @@ static void ctx_stop(TestCtx *c)
 {
     hostile_disarm(&c->h);
     hostile_release(&c->h);
-    g_free(c->dev);
-    if (c->bus) {
-        qpci_free_pc(c->bus);
-    }
-    if (c->qts) {
-        qtest_quit(c->qts);
-    }
-    if (c->srv) {
-        vu_test_server_free(c->srv);
-    }
-    if (c->tmpdir) {
-        rmdir(c->tmpdir);
-    }
+    vu_fixture_stop(&c->f);
     g_byte_array_unref(c->h.canned);
     g_mutex_clear(&c->h.lock);
     g_cond_clear(&c->h.cond);
-    g_free(c->sock);
-    g_free(c->tmpdir);
     g_free(c->lost_reason);
     memset(c, 0, sizeof(*c));
 }
 
 static QDict *device_add(TestCtx *c, const char *id)
 {
-    return qtest_qmp(c->qts, "{'execute': 'device_add', 'arguments': {"
+    return qtest_qmp(c->f.qts, "{'execute': 'device_add', 'arguments': {"
                      "'driver': 'vfio-user-pci', 'id': %s, 'addr': '4.0',"
                      "'x-msg-timeout': %d,"
                      "'socket': {'type': 'unix', 'path': %s}}}",
-                     id, c->timeout_ms, c->sock);
+                     id, c->timeout_ms, c->f.sock);
 }
 
 static void assert_alive(TestCtx *c)
 {
-    QDict *resp = qtest_qmp(c->qts, "{'execute': 'query-status'}");
+    QDict *resp = qtest_qmp(c->f.qts, "{'execute': 'query-status'}");
 
     g_assert(qdict_haskey(resp, "return"));
     qobject_unref(resp);
-}
-
-static uint32_t bar0_readl(TestCtx *c, uint64_t off)
-{
-    return qpci_io_readl(c->dev, c->bar0, off);
-}
-
-static void bar0_writel(TestCtx *c, uint64_t off, uint32_t val)
-{
-    qpci_io_writel(c->dev, c->bar0, off, val);
 }
 
 /* The device answers, with the right values, and writes reach it. */
@@ -463,10 +417,11 @@ static void assert_works(TestCtx *c)
 {
     uint32_t v = g_random_int() | 1;
 
-    g_assert_cmphex(bar0_readl(c, VU_TEST_REG_ID), ==, VU_TEST_ID_MAGIC);
-    bar0_writel(c, VU_TEST_REG_SCRATCH, v);
-    g_assert_cmphex(bar0_readl(c, VU_TEST_REG_SCRATCH), ==, v);
-    g_assert_cmphex(vu_test_server_reg_read(c->srv, VU_TEST_REG_SCRATCH), ==,
+    g_assert_cmphex(vu_fixture_bar0_readl(&c->f, VU_TEST_REG_ID), ==,
+                    VU_TEST_ID_MAGIC);
+    vu_fixture_bar0_writel(&c->f, VU_TEST_REG_SCRATCH, v);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c->f, VU_TEST_REG_SCRATCH), ==, v);
+    g_assert_cmphex(vu_test_server_reg_read(c->f.srv, VU_TEST_REG_SCRATCH), ==,
                     v);
     assert_alive(c);
     g_assert_cmpint(c->lost, ==, 0);
@@ -491,23 +446,24 @@ static void assert_degraded(TestCtx *c)
     uint32_t before;
     VUTestServerStats st;
 
-    g_assert(vu_test_server_wait_disconnected(c->srv, WAIT_MS));
+    g_assert(vu_test_server_wait_disconnected(c->f.srv, WAIT_MS));
     wait_lost(c);
-    before = vu_test_server_reg_read(c->srv, VU_TEST_REG_SCRATCH);
-    g_assert_cmphex(bar0_readl(c, VU_TEST_REG_ID), ==, ALL_ONES);
-    bar0_writel(c, VU_TEST_REG_SCRATCH, ~before);
-    g_assert_cmphex(bar0_readl(c, VU_TEST_REG_SCRATCH), ==, ALL_ONES);
-    g_assert_cmphex(vu_test_server_reg_read(c->srv, VU_TEST_REG_SCRATCH), ==,
+    before = vu_test_server_reg_read(c->f.srv, VU_TEST_REG_SCRATCH);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c->f, VU_TEST_REG_ID), ==, ALL_ONES);
+    vu_fixture_bar0_writel(&c->f, VU_TEST_REG_SCRATCH, ~before);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c->f, VU_TEST_REG_SCRATCH), ==,
+                    ALL_ONES);
+    g_assert_cmphex(vu_test_server_reg_read(c->f.srv, VU_TEST_REG_SCRATCH), ==,
                     before);
     assert_alive(c);
-    vu_test_server_get_stats(c->srv, &st);
+    vu_test_server_get_stats(c->f.srv, &st);
     g_assert_cmpuint(st.connections, ==, 1);
 }
 
 static unsigned count_fds(TestCtx *c)
 {
     g_autofree char *path = g_strdup_printf("/proc/%d/fd",
-                                            qtest_pid(c->qts));
+                                            qtest_pid(c->f.qts));
     GDir *dir = g_dir_open(path, 0, NULL);
     unsigned n = 0;
 
@@ -541,7 +497,7 @@ static void guard_fill(TestCtx *c)
 
     for (size_t i = 0; i < ARRAY_SIZE(guards); i++) {
         fill_pattern(buf, sizeof(buf), 0x40 + i);
-        qtest_memwrite(c->qts, guards[i], buf, sizeof(buf));
+        qtest_memwrite(c->f.qts, guards[i], buf, sizeof(buf));
     }
 }
 
@@ -551,7 +507,7 @@ static void guard_check(TestCtx *c)
 
     for (size_t i = 0; i < ARRAY_SIZE(guards); i++) {
         fill_pattern(want, sizeof(want), 0x40 + i);
-        qtest_memread(c->qts, guards[i], got, sizeof(got));
+        qtest_memread(c->f.qts, guards[i], got, sizeof(got));
         g_assert_cmpmem(got, sizeof(got), want, sizeof(want));
     }
 }
@@ -580,7 +536,7 @@ static void check_realize_fails(TestCtx *c, const char *expect)
     desc = qdict_get_str(qdict_get_qdict(resp, "error"), "desc");
     g_test_message("device_add: %s", desc);
     g_assert(strstr(desc, "vfio-user-pci 'vu0'"));
-    g_assert(strstr(desc, c->sock));
+    g_assert(strstr(desc, c->f.sock));
     if (expect) {
         g_assert(strstr(desc, expect));
     }
@@ -588,12 +544,12 @@ static void check_realize_fails(TestCtx *c, const char *expect)
     assert_alive(c);
     hostile_disarm(&c->h);
     hostile_release(&c->h);
-    g_assert(vu_test_server_wait_disconnected(c->srv, WAIT_MS));
+    g_assert(vu_test_server_wait_disconnected(c->f.srv, WAIT_MS));
 
     resp = device_add(c, "vu1");
     g_assert(qdict_haskey(resp, "return"));
     qobject_unref(resp);
-    ctx_find_device(c);
+    vu_fixture_find_device(&c->f, DEVFN);
     assert_works(c);
 }
 
@@ -609,7 +565,7 @@ static void check_realize_works(TestCtx *c)
     qobject_unref(resp);
     /* The misbehaviour did happen. */
     g_assert_cmpint(qatomic_read(&c->h.hits), >=, 1);
-    ctx_find_device(c);
+    vu_fixture_find_device(&c->f, DEVFN);
     assert_works(c);
 }
 
@@ -1165,11 +1121,11 @@ static void test_region_bad_fd(const void *data)
                 VFIO_PCI_BAR1_REGION_INDEX, fn_canned);
     check_realize_works(&c);
 
-    bar1 = qpci_iomap(c.dev, 1, NULL);
+    bar1 = qpci_iomap(c.f.dev, 1, NULL);
     if (kind == FD_OVERLAP) {
         /* Mapped, overlaps and all: the data is in our memfd. */
-        qpci_io_writel(c.dev, bar1, 0x1800, 0x600dcafe);
-        g_assert_cmphex(qpci_io_readl(c.dev, bar1, 0x1800), ==, 0x600dcafe);
+        qpci_io_writel(c.f.dev, bar1, 0x1800, 0x600dcafe);
+        g_assert_cmphex(qpci_io_readl(c.f.dev, bar1, 0x1800), ==, 0x600dcafe);
         g_assert_cmpint(pread(fd, &v, sizeof(v), 0x1800), ==, sizeof(v));
         g_assert_cmphex(v, ==, 0x600dcafe);
         ctx_stop(&c);
@@ -1177,11 +1133,11 @@ static void test_region_bad_fd(const void *data)
         return;
     }
     /* Past the end of the short file: by message, or at least not fatal */
-    qpci_io_writel(c.dev, bar1, 0x8000, 0x600dcafe);
-    v = qpci_io_readl(c.dev, bar1, 0x8000);
+    qpci_io_writel(c.f.dev, bar1, 0x8000, 0x600dcafe);
+    v = qpci_io_readl(c.f.dev, bar1, 0x8000);
     assert_alive(&c);
     g_assert_cmphex(v, ==, 0x600dcafe);
-    vu_test_server_bar1_read(c.srv, 0x8000, &v, sizeof(v));
+    vu_test_server_bar1_read(c.f.srv, 0x8000, &v, sizeof(v));
     g_assert_cmphex(v, ==, 0x600dcafe);
     ctx_stop(&c);
     close(fd);
@@ -1234,7 +1190,7 @@ static void arm_read(TestCtx *c, HostileFn fn)
 /* One bad reply; the read fails, and the device goes on working. */
 static void check_read_fails_then_works(TestCtx *c)
 {
-    g_assert_cmphex(bar0_readl(c, VU_TEST_REG_ID), ==, ALL_ONES);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c->f, VU_TEST_REG_ID), ==, ALL_ONES);
     g_assert_cmpint(qatomic_read(&c->h.hits), ==, 1);
     assert_works(c);
     assert_works(c);
@@ -1272,7 +1228,7 @@ static void test_rt_unsolicited(void)
         put_hdr(junk, 0xfff0 - id, VFIO_USER_DEVICE_RESET,
                 sizeof(VFIOUserHdr), VFIO_USER_REPLY | VFIO_USER_ERROR, 5);
     }
-    g_assert_cmpint(vu_test_server_send_raw(c.srv, junk->data, junk->len,
+    g_assert_cmpint(vu_test_server_send_raw(c.f.srv, junk->data, junk->len,
                                             NULL, 0), ==, 0);
     assert_works(&c);
     assert_works(&c);
@@ -1287,7 +1243,8 @@ static void test_rt_duplicate(void)
     ctx_start(&c, NULL);
     c.h.value = 0x12345678;
     arm_read(&c, fn_duplicate);
-    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, 0x12345678);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
+                    0x12345678);
     assert_works(&c);
     assert_works(&c);
     ctx_stop(&c);
@@ -1316,7 +1273,7 @@ static void test_rt_late_reply(void)
     c.h.delay_ms = c.timeout_ms * 2;
     arm_read(&c, fn_sleep);
     t0 = g_get_monotonic_time();
-    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, ALL_ONES);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==, ALL_ONES);
     dt = (g_get_monotonic_time() - t0) / 1000;
     g_assert_cmpint(dt, >=, c.timeout_ms - 10);
     g_assert(hostile_wait_hits(&c.h, 1));
@@ -1414,9 +1371,9 @@ static void test_rt_config_read_error(void)
     c.h.once = true;
     hostile_arm(&c.h, VFIO_USER_REGION_READ, VFIO_PCI_CONFIG_REGION_INDEX,
                 fn_canned);
-    v = qpci_config_readw(c.dev, PCI_DEVICE_ID);
+    v = qpci_config_readw(c.f.dev, PCI_DEVICE_ID);
     g_assert_cmpint(qatomic_read(&c.h.hits), ==, 1);
-    g_assert_cmphex(qpci_config_readw(c.dev, PCI_DEVICE_ID), ==, 0x5655);
+    g_assert_cmphex(qpci_config_readw(c.f.dev, PCI_DEVICE_ID), ==, 0x5655);
     assert_works(&c);
     ctx_stop(&c);
     if (v != 0xffff) {
@@ -1446,7 +1403,7 @@ static void test_rt_reply_fds(void)
     hostile_arm(&c.h, VFIO_USER_REGION_READ, VFIO_PCI_BAR0_REGION_INDEX,
                 fn_read_value);
     for (int i = 0; i < 20; i++) {
-        g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==,
+        g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
                         VU_TEST_ID_MAGIC);
     }
     hostile_disarm(&c.h);
@@ -1494,11 +1451,11 @@ static void test_rt_bad_types(void)
     g_byte_array_append(junk, payload, 4);
     put_hdr(junk, 4, VFIO_USER_DMA_MAP, 16, VFIO_USER_REQUEST |
             VFIO_USER_NO_REPLY, 0);
-    g_assert_cmpint(vu_test_server_send_raw(c.srv, junk->data, junk->len,
+    g_assert_cmpint(vu_test_server_send_raw(c.f.srv, junk->data, junk->len,
                                             NULL, 0), ==, 0);
     assert_works(&c);
     /* The two requests that wanted a reply got an error reply. */
-    vu_test_server_get_stats(c.srv, &st);
+    vu_test_server_get_stats(c.f.srv, &st);
     g_assert_cmpuint(st.stale_replies, ==, 2);
     assert_works(&c);
     ctx_stop(&c);
@@ -1518,7 +1475,7 @@ static void test_rt_fatal_frame(const void *data)
     c.h.cut = fc->cut;
     arm_read(&c, fn_canned);
     t0 = g_get_monotonic_time();
-    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, ALL_ONES);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==, ALL_ONES);
     g_assert_cmpint(g_get_monotonic_time() - t0, <, 5 * G_USEC_PER_SEC);
     assert_degraded(&c);
     ctx_stop(&c);
@@ -1546,9 +1503,9 @@ static void test_rt_stall_mid_header(void)
     c.h.value = 0x0badf00d;
     c.h.delay_ms = c.timeout_ms * 2;
     arm_read(&c, fn_half_header);
-    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, ALL_ONES);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==, ALL_ONES);
     g_assert(hostile_wait_hits(&c.h, 1));
-    v = bar0_readl(&c, VU_TEST_REG_ID);
+    v = vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID);
     g_assert(v == VU_TEST_ID_MAGIC || v == ALL_ONES);
     if (v == ALL_ONES) {
         assert_degraded(&c);
@@ -1568,13 +1525,13 @@ static void test_rt_truncated_header(void)
     uint32_t v;
 
     ctx_start(&c, NULL);
-    bar0_writel(&c, VU_TEST_REG_SCRATCH, 0x2468ace0);
+    vu_fixture_bar0_writel(&c.f, VU_TEST_REG_SCRATCH, 0x2468ace0);
     c.h.value = 0x0badf00d;
     c.h.delay_ms = 0;
     arm_read(&c, fn_half_header);
-    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, ALL_ONES);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==, ALL_ONES);
     for (int i = 0; i < 8; i++) {
-        v = bar0_readl(&c, VU_TEST_REG_SCRATCH);
+        v = vu_fixture_bar0_readl(&c.f, VU_TEST_REG_SCRATCH);
         if (v != ALL_ONES) {
             g_assert_cmphex(v, ==, 0x2468ace0);
         }
@@ -1590,7 +1547,7 @@ static void test_rt_disconnect_idle(void)
 
     ctx_start(&c, NULL);
     assert_works(&c);
-    vu_test_server_disconnect(c.srv);
+    vu_test_server_disconnect(c.f.srv);
     assert_degraded(&c);
     ctx_stop(&c);
 }
@@ -1601,7 +1558,7 @@ static void test_rt_disconnect_in_read(void)
 
     ctx_start(&c, NULL);
     arm_read(&c, fn_disconnect);
-    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, ALL_ONES);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==, ALL_ONES);
     assert_degraded(&c);
     ctx_stop(&c);
 }
@@ -1614,7 +1571,7 @@ static void test_rt_disconnect_in_write(void)
     c.h.once = true;
     hostile_arm(&c.h, VFIO_USER_REGION_WRITE, VFIO_PCI_BAR0_REGION_INDEX,
                 fn_disconnect);
-    bar0_writel(&c, VU_TEST_REG_SCRATCH, 0x1234);
+    vu_fixture_bar0_writel(&c.f, VU_TEST_REG_SCRATCH, 0x1234);
     assert_degraded(&c);
     ctx_stop(&c);
 }
@@ -1631,12 +1588,13 @@ static void test_rt_server_stalls(void)
     gint64 t0, dt;
 
     ctx_start(&c, NULL);
-    reads = vu_test_server_cmd_count(c.srv, VFIO_USER_REGION_READ);
+    reads = vu_test_server_cmd_count(c.f.srv, VFIO_USER_REGION_READ);
     c.h.delay_ms = 60000;
     arm_read(&c, fn_sleep);
     for (int i = 0; i < 3; i++) {
         t0 = g_get_monotonic_time();
-        g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, ALL_ONES);
+        g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
+                        ALL_ONES);
         dt = (g_get_monotonic_time() - t0) / 1000;
         g_assert_cmpint(dt, <, c.timeout_ms * 5);
         assert_alive(&c);
@@ -1645,7 +1603,7 @@ static void test_rt_server_stalls(void)
     g_assert(hostile_wait_hits(&c.h, 1));
     /* The backlog is answered late and dropped; then all is well. */
     for (int i = 0; i < WAIT_MS / 10; i++) {
-        if (vu_test_server_cmd_count(c.srv, VFIO_USER_REGION_READ) >=
+        if (vu_test_server_cmd_count(c.f.srv, VFIO_USER_REGION_READ) >=
             reads + 3) {
             break;
         }
@@ -1674,7 +1632,7 @@ static void test_rt_server_stops_reading(void)
         gint64 dt;
 
         t0 = g_get_monotonic_time();
-        bar0_writel(&c, VU_TEST_REG_SCRATCH, i);
+        vu_fixture_bar0_writel(&c.f, VU_TEST_REG_SCRATCH, i);
         dt = g_get_monotonic_time() - t0;
         slowest = MAX(slowest, dt);
         if (dt >= (c.timeout_ms - 50) * 1000) {
@@ -1687,7 +1645,7 @@ static void test_rt_server_stops_reading(void)
     assert_alive(&c);
     /* Reads now fail at once, not after the timeout. */
     t0 = g_get_monotonic_time();
-    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, ALL_ONES);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==, ALL_ONES);
     g_assert_cmpint(g_get_monotonic_time() - t0, <,
                     c.timeout_ms * 1000 / 2);
     hostile_release(&c.h);
@@ -1705,12 +1663,12 @@ static void test_rt_set_irqs_error(void)
     c.h.err = EINVAL;
     hostile_arm(&c.h, VFIO_USER_DEVICE_SET_IRQS, VFIO_PCI_MSIX_IRQ_INDEX,
                 fn_canned);
-    qpci_msix_enable(c.dev);
-    qpci_io_writel(c.dev, c.dev->msix_table_bar, c.dev->msix_table_off +
+    qpci_msix_enable(c.f.dev);
+    qpci_io_writel(c.f.dev, c.f.dev->msix_table_bar, c.f.dev->msix_table_off +
                    PCI_MSIX_ENTRY_VECTOR_CTRL, 0);
     g_assert_cmpint(qatomic_read(&c.h.hits), >=, 1);
     assert_works(&c);
-    qpci_msix_disable(c.dev);
+    qpci_msix_disable(c.f.dev);
     hostile_disarm(&c.h);
     assert_works(&c);
     ctx_stop(&c);
@@ -1721,11 +1679,11 @@ static void test_rt_set_irqs_error(void)
 
 static void do_reset(TestCtx *c)
 {
-    QDict *resp = qtest_qmp(c->qts, "{'execute': 'system_reset'}");
+    QDict *resp = qtest_qmp(c->f.qts, "{'execute': 'system_reset'}");
 
     g_assert(qdict_haskey(resp, "return"));
     qobject_unref(resp);
-    qtest_qmp_eventwait(c->qts, "RESET");
+    qtest_qmp_eventwait(c->f.qts, "RESET");
 }
 
 static void test_reset_error(void)
@@ -1739,7 +1697,7 @@ static void test_reset_error(void)
     hostile_arm(&c.h, VFIO_USER_DEVICE_RESET, -1, fn_canned);
     do_reset(&c);
     g_assert_cmpint(qatomic_read(&c.h.hits), ==, 1);
-    ctx_find_device(&c);
+    vu_fixture_find_device(&c.f, DEVFN);
     assert_works(&c);
     ctx_stop(&c);
 }
@@ -1754,7 +1712,7 @@ static void test_reset_late(void)
     hostile_arm(&c.h, VFIO_USER_DEVICE_RESET, -1, fn_sleep);
     do_reset(&c);
     g_assert(hostile_wait_hits(&c.h, 1));
-    ctx_find_device(&c);
+    vu_fixture_find_device(&c.f, DEVFN);
     assert_works(&c);
     ctx_stop(&c);
 }
@@ -1769,9 +1727,9 @@ static void test_reset_disconnect(void)
     do_reset(&c);
     g_assert_cmpint(qatomic_read(&c.h.hits), ==, 1);
     /* A failed device: config space reads all ones too. */
-    g_assert_cmphex(qpci_config_readw(c.dev, PCI_VENDOR_ID), ==, 0xffff);
-    qpci_device_enable(c.dev);
-    c.bar0 = qpci_iomap(c.dev, 0, NULL);
+    g_assert_cmphex(qpci_config_readw(c.f.dev, PCI_VENDOR_ID), ==, 0xffff);
+    qpci_device_enable(c.f.dev);
+    c.f.bar0 = qpci_iomap(c.f.dev, 0, NULL);
     assert_degraded(&c);
     do_reset(&c);
     assert_alive(&c);
@@ -1792,7 +1750,7 @@ static void check_unplug(HostileFn fn, uint32_t err, unsigned delay_ms)
     c.h.delay_ms = delay_ms;
     hostile_arm(&c.h, VFIO_USER_DMA_UNMAP, -1, fn);
     t0 = g_get_monotonic_time();
-    qpci_unplug_acpi_device_test(c.qts, "vu0", SLOT);
+    qpci_unplug_acpi_device_test(c.f.qts, "vu0", SLOT);
     /*
      * One unanswered DMA_UNMAP drops the server: the other mappings
      * (five here) must not wait the timeout each.
@@ -1801,10 +1759,10 @@ static void check_unplug(HostileFn fn, uint32_t err, unsigned delay_ms)
                     3 * c.timeout_ms * 1000);
     g_assert_cmpint(qatomic_read(&c.h.entered), >=, 1);
     hostile_release(&c.h);
-    g_assert(vu_test_server_wait_disconnected(c.srv, WAIT_MS));
+    g_assert(vu_test_server_wait_disconnected(c.f.srv, WAIT_MS));
     assert_alive(&c);
     /* Gone: the id can be used again. */
-    resp = qtest_qmp(c.qts, "{'execute': 'qom-get', 'arguments': "
+    resp = qtest_qmp(c.f.qts, "{'execute': 'qom-get', 'arguments': "
                      "{'path': '/machine/peripheral/vu0', "
                      "'property': 'type'}}");
     g_assert(qdict_haskey(resp, "error"));
@@ -1856,15 +1814,15 @@ static void test_unplug_dma_into_unmapped(void)
     ctx_start(&c, NULL);
     guard_fill(&c);
     fill_pattern(want, sizeof(want), 9);
-    qtest_memwrite(c.qts, GUEST_BUF, want, sizeof(want));
+    qtest_memwrite(c.f.qts, GUEST_BUF, want, sizeof(want));
     assert_works(&c);
     hostile_arm(&c.h, VFIO_USER_DMA_UNMAP, -1, fn_dma_into_unmapped);
-    qpci_unplug_acpi_device_test(c.qts, "vu0", SLOT);
-    g_assert(vu_test_server_wait_disconnected(c.srv, WAIT_MS));
+    qpci_unplug_acpi_device_test(c.f.qts, "vu0", SLOT);
+    g_assert(vu_test_server_wait_disconnected(c.f.srv, WAIT_MS));
     g_assert_cmpint(qatomic_read(&c.h.armed), ==, 0);
     g_assert_cmpint((int32_t)c.h.err, ==, -EFAULT);
     g_assert_cmpint((int32_t)c.h.value, ==, -EFAULT);
-    qtest_memread(c.qts, GUEST_BUF, got, sizeof(got));
+    qtest_memread(c.f.qts, GUEST_BUF, got, sizeof(got));
     g_assert_cmpmem(got, sizeof(got), want, sizeof(want));
     guard_check(&c);
     assert_alive(&c);
@@ -1904,7 +1862,7 @@ static int do_dma(TestCtx *c, bool write, uint64_t addr, uint64_t count,
         memset(data, 0xee, data_len);
         req.data = data;
     }
-    ret = vu_test_server_dma(c->srv, &req, res);
+    ret = vu_test_server_dma(c->f.srv, &req, res);
     if (res->data) {
         g_byte_array_unref(res->data);
         res->data = NULL;
@@ -1938,12 +1896,12 @@ static void check_dma_works(TestCtx *c)
     };
 
     fill_pattern(out, sizeof(out), g_random_int());
-    g_assert_cmpint(vu_test_server_dma(c->srv, &req, NULL), ==, 0);
-    qtest_memread(c->qts, GUEST_BUF, in, sizeof(in));
+    g_assert_cmpint(vu_test_server_dma(c->f.srv, &req, NULL), ==, 0);
+    qtest_memread(c->f.qts, GUEST_BUF, in, sizeof(in));
     g_assert_cmpmem(in, sizeof(in), out, sizeof(out));
     fill_pattern(out, sizeof(out), g_random_int());
-    qtest_memwrite(c->qts, GUEST_BUF, out, sizeof(out));
-    g_assert_cmpint(vu_test_server_dma_read(c->srv, GUEST_BUF, in,
+    qtest_memwrite(c->f.qts, GUEST_BUF, out, sizeof(out));
+    g_assert_cmpint(vu_test_server_dma_read(c->f.srv, GUEST_BUF, in,
                                             sizeof(in)), ==, 0);
     g_assert_cmpmem(in, sizeof(in), out, sizeof(out));
 }
@@ -2038,7 +1996,7 @@ static void test_dma_beyond_limit(void)
     g_byte_array_append(msg, (uint8_t *)&rw, sizeof(rw));
     g_byte_array_set_size(msg, msg->len + 64 * 1024);
     memset(msg->data + 32, 0xee, 64 * 1024);
-    vu_test_server_send_raw(c.srv, msg->data, msg->len, NULL, 0);
+    vu_test_server_send_raw(c.f.srv, msg->data, msg->len, NULL, 0);
     assert_degraded(&c);
     guard_check(&c);
     ctx_stop(&c);
@@ -2056,7 +2014,7 @@ static void test_dma_short_request(void)
             VFIO_USER_REQUEST, 0);
     g_byte_array_append(junk, payload, sizeof(payload));
     put_hdr(junk, 0x4001, VFIO_USER_DMA_READ, 16, VFIO_USER_REQUEST, 0);
-    g_assert_cmpint(vu_test_server_send_raw(c.srv, junk->data, junk->len,
+    g_assert_cmpint(vu_test_server_send_raw(c.f.srv, junk->data, junk->len,
                                             NULL, 0), ==, 0);
     dma_finish(&c);
 }
@@ -2071,7 +2029,7 @@ static void test_dma_readonly(void)
     uint64_t ro = 0;
 
     dma_start(&c);
-    maps = vu_test_server_dma_maps(c.srv);
+    maps = vu_test_server_dma_maps(c.f.srv);
     for (guint i = 0; i < maps->len; i++) {
         VUTestDMAMapRecord *m = &g_array_index(maps, VUTestDMAMapRecord, i);
 
@@ -2081,9 +2039,9 @@ static void test_dma_readonly(void)
     }
     /* The BIOS ROM is mapped read-only */
     g_assert_cmphex(ro, !=, 0);
-    qtest_memread(c.qts, ro, before, sizeof(before));
+    qtest_memread(c.f.qts, ro, before, sizeof(before));
     check_refused(&c, true, ro, 16, 16, EPERM);
-    qtest_memread(c.qts, ro, after, sizeof(after));
+    qtest_memread(c.f.qts, ro, after, sizeof(after));
     g_assert_cmpmem(before, sizeof(before), after, sizeof(after));
     g_assert_cmpint(do_dma(&c, false, ro, 16, 0, &res), ==, 0);
     dma_finish(&c);
@@ -2109,10 +2067,10 @@ static void test_dma_stall_mid_write(void)
     g_byte_array_append(msg, (uint8_t *)&rw, sizeof(rw));
     g_byte_array_set_size(msg, msg->len + 100);
     memset(msg->data + 32, 0xee, 100);
-    g_assert_cmpint(vu_test_server_send_raw(c.srv, msg->data, msg->len,
+    g_assert_cmpint(vu_test_server_send_raw(c.f.srv, msg->data, msg->len,
                                             NULL, 0), ==, 0);
     t0 = g_get_monotonic_time();
-    v = bar0_readl(&c, VU_TEST_REG_ID);
+    v = vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID);
     g_test_message("read 0x%08x after %" PRId64 " ms", v,
                    (g_get_monotonic_time() - t0) / 1000);
     g_assert_cmphex(v, ==, ALL_ONES);
@@ -2121,9 +2079,9 @@ static void test_dma_stall_mid_write(void)
     assert_alive(&c);
     /* Unplug: the memory goes, the stalled transfer with it */
     t0 = g_get_monotonic_time();
-    qpci_unplug_acpi_device_test(c.qts, "vu0", SLOT);
+    qpci_unplug_acpi_device_test(c.f.qts, "vu0", SLOT);
     g_assert_cmpint(g_get_monotonic_time() - t0, <, 15 * G_USEC_PER_SEC);
-    g_assert(vu_test_server_wait_disconnected(c.srv, WAIT_MS));
+    g_assert(vu_test_server_wait_disconnected(c.f.srv, WAIT_MS));
     guard_check(&c);
     assert_alive(&c);
     ctx_stop(&c);
@@ -2148,11 +2106,11 @@ static void test_dma_with_fds(void)
             VFIO_USER_REQUEST, 0);
     g_byte_array_append(msg, (uint8_t *)&rw, sizeof(rw));
     for (int i = 0; i < 20; i++) {
-        g_assert_cmpint(vu_test_server_send_raw(c.srv, msg->data, msg->len,
+        g_assert_cmpint(vu_test_server_send_raw(c.f.srv, msg->data, msg->len,
                                                 fds, ARRAY_SIZE(fds)), ==, 0);
     }
     assert_works(&c);
-    vu_test_server_get_stats(c.srv, &st);
+    vu_test_server_get_stats(c.f.srv, &st);
     g_assert_cmpuint(st.stale_replies, ==, 20);
     g_assert_cmpuint(count_fds(&c), <=, before);
     dma_finish(&c);
@@ -2204,8 +2162,8 @@ static void test_dma_flood(void)
     unsigned queries = 0;
 
     dma_start(&c);
-    f.srv = c.srv;
-    vu_test_server_clear_log(c.srv);
+    f.srv = c.f.srv;
+    vu_test_server_clear_log(c.f.srv);
     t = g_thread_new("flood", flood_thread, &f);
     deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
     do {
@@ -2220,7 +2178,7 @@ static void test_dma_flood(void)
         assert_alive(&c);
         slowest = MAX(slowest, g_get_monotonic_time() - q0);
         queries++;
-        vu_test_server_get_stats(c.srv, &st);
+        vu_test_server_get_stats(c.f.srv, &st);
     } while (st.stale_replies < FLOOD_N &&
              g_get_monotonic_time() < deadline);
     g_thread_join(t);

@@ -16,6 +16,7 @@
 #include "qobject/qdict.h"
 #include "hw/pci/pci_regs.h"
 #include "vfio-user-server.h"
+#include "vfio-user-fixture.h"
 
 #define SLOT            4
 #define DEVFN           QPCI_DEVFN(SLOT, 0)
@@ -30,80 +31,20 @@
                   "-machine memory-backend=mem"
 
 typedef struct TestCtx {
-    char *tmpdir;
-    char *sock;
-    VUTestServer *srv;
-    QTestState *qts;
-    QPCIBus *bus;
-    QPCIDevice *dev;
-    QPCIBar bar0;
-    uint64_t bar0_size;
+    VUFixture f;
 } TestCtx;
-
-static void ctx_server(TestCtx *c, const VUTestServerConfig *cfg)
-{
-    c->tmpdir = g_dir_make_tmp("vfio-user-test-XXXXXX", NULL);
-    g_assert(c->tmpdir);
-    c->sock = g_build_filename(c->tmpdir, "sock", NULL);
-    c->srv = vu_test_server_new(c->sock, cfg);
-    g_assert(c->srv);
-}
-
-static void ctx_find_device(TestCtx *c)
-{
-    c->bus = qpci_new_pc(c->qts, NULL);
-    c->dev = qpci_device_find(c->bus, DEVFN);
-    g_assert(c->dev);
-    qpci_device_enable(c->dev);
-    c->bar0 = qpci_iomap(c->dev, 0, &c->bar0_size);
-}
 
 /* Start a server and QEMU with the device at slot 4. */
 static void ctx_start(TestCtx *c, const VUTestServerConfig *cfg,
                       const char *qemu_extra, const char *dev_extra)
 {
-    ctx_server(c, cfg);
-    c->qts = qtest_initf("-machine pc -m %d %s "
-                         "-device vfio-user-pci,id=vu0,addr=%d.0,"
-                         "socket.type=unix,socket.path=%s%s",
-                         RAM_MB, qemu_extra ? qemu_extra : "", SLOT,
-                         c->sock, dev_extra ? dev_extra : "");
-    ctx_find_device(c);
-}
-
-static void ctx_stop(TestCtx *c)
-{
-    g_free(c->dev);
-    if (c->bus) {
-        qpci_free_pc(c->bus);
-    }
-    if (c->qts) {
-        qtest_quit(c->qts);
-    }
-    if (c->srv) {
-        vu_test_server_free(c->srv);
-    }
-    if (c->tmpdir) {
-        rmdir(c->tmpdir);
-    }
-    g_free(c->sock);
-    g_free(c->tmpdir);
-    memset(c, 0, sizeof(*c));
-}
-
-static uint32_t bar0_readl(TestCtx *c, uint64_t off)
-{
-    return qpci_io_readl(c->dev, c->bar0, off);
-}
-
-static void bar0_writel(TestCtx *c, uint64_t off, uint32_t val)
-{
-    qpci_io_writel(c->dev, c->bar0, off, val);
-}
-
-static void bar0_writeq(TestCtx *c, uint64_t off, uint64_t val)
-{
-    qpci_io_writeq(c->dev, c->bar0, off, val);
+    vu_fixture_server(&c->f, "vfio-user-test", cfg);
+    c->f.qts = qtest_initf("-machine pc -m %d %s "
+                           "-device vfio-user-pci,id=vu0,addr=%d.0,"
+                           "socket.type=unix,socket.path=%s%s",
+                           RAM_MB, qemu_extra ? qemu_extra : "", SLOT,
+                           c->f.sock, dev_extra ? dev_extra : "");
+    vu_fixture_find_device(&c->f, DEVFN);
 }
 
 static bool region_written(GArray *writes, uint32_t region, uint64_t offset)
@@ -137,25 +78,25 @@ static void test_enumerate(void)
     vu_test_server_config_init(&cfg);
     ctx_start(&c, &cfg, NULL, NULL);
 
-    g_assert_cmphex(qpci_config_readw(c.dev, PCI_VENDOR_ID), ==,
+    g_assert_cmphex(qpci_config_readw(c.f.dev, PCI_VENDOR_ID), ==,
                     cfg.vendor_id);
-    g_assert_cmphex(qpci_config_readw(c.dev, PCI_DEVICE_ID), ==,
+    g_assert_cmphex(qpci_config_readw(c.f.dev, PCI_DEVICE_ID), ==,
                     cfg.device_id);
-    g_assert_cmphex(qpci_config_readl(c.dev, PCI_CLASS_REVISION) >> 8, ==,
+    g_assert_cmphex(qpci_config_readl(c.f.dev, PCI_CLASS_REVISION) >> 8, ==,
                     0x00ff00);
-    g_assert_cmpuint(c.bar0_size, ==, VU_TEST_BAR0_SIZE);
-    qpci_iomap(c.dev, 1, &size);
+    g_assert_cmpuint(c.f.bar0_size, ==, VU_TEST_BAR0_SIZE);
+    qpci_iomap(c.f.dev, 1, &size);
     g_assert_cmpuint(size, ==, VU_TEST_BAR1_SIZE);
-    qpci_iomap(c.dev, 2, &size);
+    qpci_iomap(c.f.dev, 2, &size);
     g_assert_cmpuint(size, ==, VU_TEST_BAR2_SIZE);
 
     /* The client negotiated, then asked for the device's description. */
-    g_assert_cmpuint(vu_test_server_cmd_count(c.srv, VFIO_USER_VERSION),
+    g_assert_cmpuint(vu_test_server_cmd_count(c.f.srv, VFIO_USER_VERSION),
                      ==, 1);
-    g_assert_cmpuint(vu_test_server_cmd_count(c.srv,
+    g_assert_cmpuint(vu_test_server_cmd_count(c.f.srv,
                                               VFIO_USER_DEVICE_GET_INFO),
                      >=, 1);
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 /* The id overrides vfio-pci users expect. */
@@ -165,9 +106,9 @@ static void test_id_override(void)
 
     ctx_start(&c, NULL, NULL,
               ",x-pci-vendor-id=0x1af4,x-pci-device-id=0xbeef");
-    g_assert_cmphex(qpci_config_readw(c.dev, PCI_VENDOR_ID), ==, 0x1af4);
-    g_assert_cmphex(qpci_config_readw(c.dev, PCI_DEVICE_ID), ==, 0xbeef);
-    ctx_stop(&c);
+    g_assert_cmphex(qpci_config_readw(c.f.dev, PCI_VENDOR_ID), ==, 0x1af4);
+    g_assert_cmphex(qpci_config_readw(c.f.dev, PCI_DEVICE_ID), ==, 0xbeef);
+    vu_fixture_stop(&c.f);
 }
 
 /* -device in JSON form, nested socket object. */
@@ -175,14 +116,15 @@ static void test_json_device(void)
 {
     TestCtx c = { 0 };
 
-    ctx_server(&c, NULL);
-    c.qts = qtest_initf("-machine pc -m %d -device "
-                        "'{\"driver\":\"vfio-user-pci\",\"id\":\"vu0\","
-                        "\"addr\":\"%d.0\",\"socket\":{\"type\":\"unix\","
-                        "\"path\":\"%s\"}}'", RAM_MB, SLOT, c.sock);
-    ctx_find_device(&c);
-    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, VU_TEST_ID_MAGIC);
-    ctx_stop(&c);
+    vu_fixture_server(&c.f, "vfio-user-test", NULL);
+    c.f.qts = qtest_initf("-machine pc -m %d -device "
+                          "'{\"driver\":\"vfio-user-pci\",\"id\":\"vu0\","
+                          "\"addr\":\"%d.0\",\"socket\":{\"type\":\"unix\","
+                          "\"path\":\"%s\"}}'", RAM_MB, SLOT, c.f.sock);
+    vu_fixture_find_device(&c.f, DEVFN);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
+                    VU_TEST_ID_MAGIC);
+    vu_fixture_stop(&c.f);
 }
 
 /* A socket connected by the management layer, passed as an fd. */
@@ -193,27 +135,28 @@ static void test_socket_fd(void)
     QDict *resp;
     int fd;
 
-    ctx_server(&c, NULL);
-    c.qts = qtest_initf("-machine pc -m %d", RAM_MB);
+    vu_fixture_server(&c.f, "vfio-user-test", NULL);
+    c.f.qts = qtest_initf("-machine pc -m %d", RAM_MB);
     fd = socket(AF_UNIX, SOCK_STREAM, 0);
     g_assert_cmpint(fd, >=, 0);
-    g_strlcpy(addr.sun_path, c.sock, sizeof(addr.sun_path));
+    g_strlcpy(addr.sun_path, c.f.sock, sizeof(addr.sun_path));
     g_assert_cmpint(connect(fd, (struct sockaddr *)&addr, sizeof(addr)),
                     ==, 0);
-    resp = qtest_qmp_fds(c.qts, &fd, 1, "{'execute': 'getfd',"
+    resp = qtest_qmp_fds(c.f.qts, &fd, 1, "{'execute': 'getfd',"
                          "'arguments': {'fdname': 'vusock'}}");
     g_assert(qdict_haskey(resp, "return"));
     qobject_unref(resp);
     close(fd);
 
-    resp = qtest_qmp(c.qts, "{'execute': 'device_add', 'arguments': {"
+    resp = qtest_qmp(c.f.qts, "{'execute': 'device_add', 'arguments': {"
                      "'driver': 'vfio-user-pci', 'id': 'vu0', 'addr': '4.0',"
                      "'socket': {'type': 'fd', 'str': 'vusock'}}}");
     g_assert(qdict_haskey(resp, "return"));
     qobject_unref(resp);
-    ctx_find_device(&c);
-    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, VU_TEST_ID_MAGIC);
-    ctx_stop(&c);
+    vu_fixture_find_device(&c.f, DEVFN);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
+                    VU_TEST_ID_MAGIC);
+    vu_fixture_stop(&c.f);
 }
 
 static void test_config_space(void)
@@ -224,19 +167,19 @@ static void test_config_space(void)
 
     ctx_start(&c, NULL, NULL, NULL);
     /* libqos enabled memory and I/O decoding and bus mastering. */
-    cmd = qpci_config_readw(c.dev, PCI_COMMAND);
+    cmd = qpci_config_readw(c.f.dev, PCI_COMMAND);
     g_assert(cmd & PCI_COMMAND_MEMORY);
     g_assert(cmd & PCI_COMMAND_MASTER);
-    writes = vu_test_server_region_writes(c.srv);
+    writes = vu_test_server_region_writes(c.f.srv);
     g_assert(region_written(writes, VFIO_PCI_CONFIG_REGION_INDEX,
                             PCI_COMMAND));
 
     /* The capabilities the server declared are there for the guest. */
-    g_assert_cmpuint(qpci_find_capability(c.dev, PCI_CAP_ID_MSI, 0), ==,
+    g_assert_cmpuint(qpci_find_capability(c.f.dev, PCI_CAP_ID_MSI, 0), ==,
                      VU_TEST_CFG_MSI_CAP);
-    g_assert_cmpuint(qpci_find_capability(c.dev, PCI_CAP_ID_MSIX, 0), ==,
+    g_assert_cmpuint(qpci_find_capability(c.f.dev, PCI_CAP_ID_MSIX, 0), ==,
                      VU_TEST_CFG_MSIX_CAP);
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 static void check_bar0_by_message(bool posted)
@@ -247,13 +190,15 @@ static void check_bar0_by_message(bool posted)
 
     ctx_start(&c, NULL, NULL, posted ? ",x-post-writes=on" :
                                        ",x-post-writes=off");
-    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, VU_TEST_ID_MAGIC);
-    bar0_writel(&c, VU_TEST_REG_SCRATCH, 0xdeadbeef);
-    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_SCRATCH), ==, 0xdeadbeef);
-    g_assert_cmphex(vu_test_server_reg_read(c.srv, VU_TEST_REG_SCRATCH), ==,
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
+                    VU_TEST_ID_MAGIC);
+    vu_fixture_bar0_writel(&c.f, VU_TEST_REG_SCRATCH, 0xdeadbeef);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_SCRATCH), ==,
+                    0xdeadbeef);
+    g_assert_cmphex(vu_test_server_reg_read(c.f.srv, VU_TEST_REG_SCRATCH), ==,
                     0xdeadbeef);
 
-    writes = vu_test_server_region_writes(c.srv);
+    writes = vu_test_server_region_writes(c.f.srv);
     for (guint i = 0; i < writes->len; i++) {
         VUTestRegionWriteRecord *w =
             &g_array_index(writes, VUTestRegionWriteRecord, i);
@@ -266,7 +211,7 @@ static void check_bar0_by_message(bool posted)
         }
     }
     g_assert(found);
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 static void test_bar_message_posted(void)
@@ -288,15 +233,15 @@ static void test_bar_mmap(void)
     uint32_t v;
 
     ctx_start(&c, NULL, NULL, NULL);
-    bar1 = qpci_iomap(c.dev, 1, NULL);
+    bar1 = qpci_iomap(c.f.dev, 1, NULL);
 
-    qpci_io_writel(c.dev, bar1, 0x100, 0x12345678);
-    vu_test_server_bar1_read(c.srv, 0x100, &v, sizeof(v));
+    qpci_io_writel(c.f.dev, bar1, 0x100, 0x12345678);
+    vu_test_server_bar1_read(c.f.srv, 0x100, &v, sizeof(v));
     g_assert_cmphex(v, ==, 0x12345678);
     v = 0xcafef00d;
-    vu_test_server_bar1_write(c.srv, VU_TEST_BAR1_AREA1_OFFSET + 8, &v,
+    vu_test_server_bar1_write(c.f.srv, VU_TEST_BAR1_AREA1_OFFSET + 8, &v,
                               sizeof(v));
-    g_assert_cmphex(qpci_io_readl(c.dev, bar1,
+    g_assert_cmphex(qpci_io_readl(c.f.dev, bar1,
                                   VU_TEST_BAR1_AREA1_OFFSET + 8), ==,
                     0xcafef00d);
 
@@ -304,15 +249,15 @@ static void test_bar_mmap(void)
      * Outside the sparse areas: by message.  Were the write posted, the
      * read after it would still be answered after it.
      */
-    qpci_io_writel(c.dev, bar1, 0x4100, 0x55aa55aa);
-    g_assert_cmphex(qpci_io_readl(c.dev, bar1, 0x4100), ==, 0x55aa55aa);
-    vu_test_server_bar1_read(c.srv, 0x4100, &v, sizeof(v));
+    qpci_io_writel(c.f.dev, bar1, 0x4100, 0x55aa55aa);
+    g_assert_cmphex(qpci_io_readl(c.f.dev, bar1, 0x4100), ==, 0x55aa55aa);
+    vu_test_server_bar1_read(c.f.srv, 0x4100, &v, sizeof(v));
     g_assert_cmphex(v, ==, 0x55aa55aa);
 
-    writes = vu_test_server_region_writes(c.srv);
+    writes = vu_test_server_region_writes(c.f.srv);
     g_assert(!region_written(writes, VFIO_PCI_BAR1_REGION_INDEX, 0x100));
     g_assert(region_written(writes, VFIO_PCI_BAR1_REGION_INDEX, 0x4100));
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 /* Without a region fd the same BAR works by message. */
@@ -327,26 +272,27 @@ static void test_bar_no_fd(void)
     vu_test_server_config_init(&cfg);
     cfg.bar1_fd = false;
     ctx_start(&c, &cfg, NULL, NULL);
-    bar1 = qpci_iomap(c.dev, 1, NULL);
-    qpci_io_writel(c.dev, bar1, 0x100, 0x87654321);
-    g_assert_cmphex(qpci_io_readl(c.dev, bar1, 0x100), ==, 0x87654321);
-    vu_test_server_bar1_read(c.srv, 0x100, &v, sizeof(v));
+    bar1 = qpci_iomap(c.f.dev, 1, NULL);
+    qpci_io_writel(c.f.dev, bar1, 0x100, 0x87654321);
+    g_assert_cmphex(qpci_io_readl(c.f.dev, bar1, 0x100), ==, 0x87654321);
+    vu_test_server_bar1_read(c.f.srv, 0x100, &v, sizeof(v));
     g_assert_cmphex(v, ==, 0x87654321);
-    writes = vu_test_server_region_writes(c.srv);
+    writes = vu_test_server_region_writes(c.f.srv);
     g_assert(region_written(writes, VFIO_PCI_BAR1_REGION_INDEX, 0x100));
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 /* Run the device's DMA engine and wait for it; returns DMA_STATUS. */
 static uint32_t run_dma(TestCtx *c, uint64_t src, uint64_t dst,
                         uint64_t len, uint32_t cmd)
 {
-    bar0_writeq(c, VU_TEST_REG_DMA_SRC, src);
-    bar0_writeq(c, VU_TEST_REG_DMA_DST, dst);
-    bar0_writeq(c, VU_TEST_REG_DMA_LEN, len);
-    bar0_writel(c, VU_TEST_REG_DMA_CMD, VU_TEST_DMA_CMD_START | cmd);
+    vu_fixture_bar0_writeq(&c->f, VU_TEST_REG_DMA_SRC, src);
+    vu_fixture_bar0_writeq(&c->f, VU_TEST_REG_DMA_DST, dst);
+    vu_fixture_bar0_writeq(&c->f, VU_TEST_REG_DMA_LEN, len);
+    vu_fixture_bar0_writel(&c->f, VU_TEST_REG_DMA_CMD,
+                           VU_TEST_DMA_CMD_START | cmd);
     /* The server DMAs before answering; a read is ordered after it. */
-    return bar0_readl(c, VU_TEST_REG_DMA_STATUS);
+    return vu_fixture_bar0_readl(&c->f, VU_TEST_REG_DMA_STATUS);
 }
 
 typedef enum { DMA_VIA_FD, DMA_VIA_MESSAGES } DMAPath;
@@ -366,7 +312,7 @@ static void check_dma(const char *qemu_extra, const char *dev_extra,
 
     ctx_start(&c, NULL, qemu_extra, dev_extra);
 
-    maps = vu_test_server_dma_maps(c.srv);
+    maps = vu_test_server_dma_maps(c.f.srv);
     g_assert_cmpuint(maps->len, >, 0);
     for (guint i = 0; i < maps->len; i++) {
         VUTestDMAMapRecord *m = &g_array_index(maps, VUTestDMAMapRecord, i);
@@ -385,21 +331,21 @@ static void check_dma(const char *qemu_extra, const char *dev_extra,
     g_assert(ram_mapped);
 
     fill_pattern(out, len, 1);
-    qtest_memwrite(c.qts, GUEST_SRC, out, len);
+    qtest_memwrite(c.f.qts, GUEST_SRC, out, len);
     g_assert_cmphex(run_dma(&c, GUEST_SRC, 0, len, 0), ==,
                     VU_TEST_DMA_STATUS_DONE);
-    vu_test_server_buf_read(c.srv, 0, in, len);
+    vu_test_server_buf_read(c.f.srv, 0, in, len);
     g_assert_cmpmem(in, len, out, len);
 
     fill_pattern(out, len, 77);
-    vu_test_server_buf_write(c.srv, 0x10, out, len);
+    vu_test_server_buf_write(c.f.srv, 0x10, out, len);
     g_assert_cmphex(run_dma(&c, 0x10, GUEST_DST, len,
                             VU_TEST_DMA_CMD_TO_GUEST), ==,
                     VU_TEST_DMA_STATUS_DONE);
-    qtest_memread(c.qts, GUEST_DST, in, len);
+    qtest_memread(c.f.qts, GUEST_DST, in, len);
     g_assert_cmpmem(in, len, out, len);
 
-    vu_test_server_get_stats(c.srv, &st);
+    vu_test_server_get_stats(c.f.srv, &st);
     if (path == DMA_VIA_FD) {
         g_assert_cmpuint(st.dma_bytes_mmap, >=, 2 * len);
         g_assert_cmpuint(st.dma_reads + st.dma_writes, ==, 0);
@@ -409,13 +355,13 @@ static void check_dma(const char *qemu_extra, const char *dev_extra,
         g_assert_cmpuint(st.dma_bytes_written, >=, len);
         g_assert_cmpuint(st.dma_error_replies, ==, 0);
     }
-    g_assert_cmpuint(vu_test_server_cmd_fds(c.srv, VFIO_USER_DMA_MAP), >=,
+    g_assert_cmpuint(vu_test_server_cmd_fds(c.f.srv, VFIO_USER_DMA_MAP), >=,
                      map_fds);
     if (!want_map_fds) {
-        g_assert_cmpuint(vu_test_server_cmd_fds(c.srv, VFIO_USER_DMA_MAP), ==,
+        g_assert_cmpuint(vu_test_server_cmd_fds(c.f.srv, VFIO_USER_DMA_MAP), ==,
                          0);
     }
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 static void test_dma_memfd(void)
@@ -453,23 +399,23 @@ static void test_msix(void)
     bool msix_fds = false;
 
     ctx_start(&c, NULL, NULL, NULL);
-    qpci_msix_enable(c.dev);
+    qpci_msix_enable(c.f.dev);
     /* Vector 1: a write of 0x5a5a to guest RAM, which we can watch. */
-    entry = c.dev->msix_table_off + 1 * PCI_MSIX_ENTRY_SIZE;
-    qpci_io_writel(c.dev, c.dev->msix_table_bar,
+    entry = c.f.dev->msix_table_off + 1 * PCI_MSIX_ENTRY_SIZE;
+    qpci_io_writel(c.f.dev, c.f.dev->msix_table_bar,
                    entry + PCI_MSIX_ENTRY_LOWER_ADDR, GUEST_MSI);
-    qpci_io_writel(c.dev, c.dev->msix_table_bar,
+    qpci_io_writel(c.f.dev, c.f.dev->msix_table_bar,
                    entry + PCI_MSIX_ENTRY_UPPER_ADDR, 0);
-    qpci_io_writel(c.dev, c.dev->msix_table_bar,
+    qpci_io_writel(c.f.dev, c.f.dev->msix_table_bar,
                    entry + PCI_MSIX_ENTRY_DATA, 0x5a5a);
-    qpci_io_writel(c.dev, c.dev->msix_table_bar,
+    qpci_io_writel(c.f.dev, c.f.dev->msix_table_bar,
                    entry + PCI_MSIX_ENTRY_VECTOR_CTRL, 0);
-    qtest_writel(c.qts, GUEST_MSI, 0);
+    qtest_writel(c.f.qts, GUEST_MSI, 0);
 
-    bar0_writel(&c, VU_TEST_REG_IRQ_RAISE, 1);
-    g_assert(wait_guest_u32(c.qts, GUEST_MSI, 0x5a5a));
+    vu_fixture_bar0_writel(&c.f, VU_TEST_REG_IRQ_RAISE, 1);
+    g_assert(wait_guest_u32(c.f.qts, GUEST_MSI, 0x5a5a));
 
-    sets = vu_test_server_set_irqs(c.srv);
+    sets = vu_test_server_set_irqs(c.f.srv);
     for (guint i = 0; i < sets->len; i++) {
         VUTestSetIrqsRecord *s = &g_array_index(sets, VUTestSetIrqsRecord, i);
 
@@ -479,8 +425,8 @@ static void test_msix(void)
         }
     }
     g_assert(msix_fds);
-    qpci_msix_disable(c.dev);
-    ctx_stop(&c);
+    qpci_msix_disable(c.f.dev);
+    vu_fixture_stop(&c.f);
 }
 
 static bool wait_irq(QTestState *qts, int irq, bool level)
@@ -505,24 +451,26 @@ static void test_intx(void)
 
     ctx_start(&c, NULL, NULL, NULL);
     /* Route every PIIX3 PIRQ to ISA IRQ 10, as firmware would. */
-    isa = qpci_device_find(c.bus, QPCI_DEVFN(1, 0));
+    isa = qpci_device_find(c.f.bus, QPCI_DEVFN(1, 0));
     g_assert(isa);
     for (int i = 0; i < 4; i++) {
         qpci_config_writeb(isa, 0x60 + i, irq);
     }
     g_free(isa);
-    qtest_irq_intercept_in(c.qts, "ioapic");
+    qtest_irq_intercept_in(c.f.qts, "ioapic");
 
     for (int round = 0; round < 2; round++) {
-        bar0_writel(&c, VU_TEST_REG_IRQ_RAISE, 0);
-        g_assert(wait_irq(c.qts, irq, true));
+        vu_fixture_bar0_writel(&c.f, VU_TEST_REG_IRQ_RAISE, 0);
+        g_assert(wait_irq(c.f.qts, irq, true));
         /* The guest handles it: the BAR access ends the interrupt. */
-        bar0_writel(&c, VU_TEST_REG_IRQ_LOWER, 0);
-        g_assert_cmpuint(bar0_readl(&c, VU_TEST_REG_INTX_STATUS), ==, 0);
-        g_assert(wait_irq(c.qts, irq, false));
+        vu_fixture_bar0_writel(&c.f, VU_TEST_REG_IRQ_LOWER, 0);
+        g_assert_cmpuint(vu_fixture_bar0_readl(&c.f,
+                                               VU_TEST_REG_INTX_STATUS),
+                         ==, 0);
+        g_assert(wait_irq(c.f.qts, irq, false));
     }
 
-    sets = vu_test_server_set_irqs(c.srv);
+    sets = vu_test_server_set_irqs(c.f.srv);
     for (guint i = 0; i < sets->len; i++) {
         VUTestSetIrqsRecord *s = &g_array_index(sets, VUTestSetIrqsRecord, i);
 
@@ -532,7 +480,7 @@ static void test_intx(void)
         }
     }
     g_assert(unmasked);
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 static void test_reset(void)
@@ -542,18 +490,19 @@ static void test_reset(void)
     QDict *resp;
 
     ctx_start(&c, NULL, NULL, NULL);
-    before = vu_test_server_reg_read(c.srv, VU_TEST_REG_RESET_COUNT);
-    g_assert_cmpuint(bar0_readl(&c, VU_TEST_REG_RESET_COUNT), ==, before);
-    resp = qtest_qmp(c.qts, "{'execute': 'system_reset'}");
+    before = vu_test_server_reg_read(c.f.srv, VU_TEST_REG_RESET_COUNT);
+    g_assert_cmpuint(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_RESET_COUNT), ==,
+                     before);
+    resp = qtest_qmp(c.f.qts, "{'execute': 'system_reset'}");
     g_assert(qdict_haskey(resp, "return"));
     qobject_unref(resp);
-    qtest_qmp_eventwait(c.qts, "RESET");
-    g_assert_cmpuint(vu_test_server_reg_read(c.srv, VU_TEST_REG_RESET_COUNT),
+    qtest_qmp_eventwait(c.f.qts, "RESET");
+    g_assert_cmpuint(vu_test_server_reg_read(c.f.srv, VU_TEST_REG_RESET_COUNT),
                      ==, before + 1);
-    g_assert_cmpuint(vu_test_server_cmd_count(c.srv,
+    g_assert_cmpuint(vu_test_server_cmd_count(c.f.srv,
                                               VFIO_USER_DEVICE_RESET),
                      >=, 1);
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 static unsigned count_fds(pid_t pid)
@@ -582,33 +531,34 @@ static void test_hotplug_unplug(void)
     unsigned fds_before;
     QDict *resp;
 
-    ctx_server(&c, NULL);
-    c.qts = qtest_initf("-machine pc -m %d " MEMFD_RAM, RAM_MB);
-    fds_before = count_fds(qtest_pid(c.qts));
+    vu_fixture_server(&c.f, "vfio-user-test", NULL);
+    c.f.qts = qtest_initf("-machine pc -m %d " MEMFD_RAM, RAM_MB);
+    fds_before = count_fds(qtest_pid(c.f.qts));
 
-    resp = qtest_qmp(c.qts, "{'execute': 'device_add', 'arguments': {"
+    resp = qtest_qmp(c.f.qts, "{'execute': 'device_add', 'arguments': {"
                      "'driver': 'vfio-user-pci', 'id': 'vu0', 'addr': '4.0',"
-                     "'socket': {'type': 'unix', 'path': %s}}}", c.sock);
+                     "'socket': {'type': 'unix', 'path': %s}}}", c.f.sock);
     g_assert(qdict_haskey(resp, "return"));
     qobject_unref(resp);
-    ctx_find_device(&c);
-    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, VU_TEST_ID_MAGIC);
-    g_assert_cmpuint(count_fds(qtest_pid(c.qts)), >, fds_before);
+    vu_fixture_find_device(&c.f, DEVFN);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
+                    VU_TEST_ID_MAGIC);
+    g_assert_cmpuint(count_fds(qtest_pid(c.f.qts)), >, fds_before);
 
-    qpci_unplug_acpi_device_test(c.qts, "vu0", SLOT);
-    g_assert(vu_test_server_wait_disconnected(c.srv, WAIT_MS));
+    qpci_unplug_acpi_device_test(c.f.qts, "vu0", SLOT);
+    g_assert(vu_test_server_wait_disconnected(c.f.srv, WAIT_MS));
 
-    maps = vu_test_server_dma_maps(c.srv);
-    unmaps = vu_test_server_dma_unmaps(c.srv);
+    maps = vu_test_server_dma_maps(c.f.srv);
+    unmaps = vu_test_server_dma_unmaps(c.f.srv);
     g_assert_cmpuint(maps->len, >, 0);
     g_assert_cmpuint(unmaps->len, ==, maps->len);
-    g_assert_cmpuint(count_fds(qtest_pid(c.qts)), ==, fds_before);
+    g_assert_cmpuint(count_fds(qtest_pid(c.f.qts)), ==, fds_before);
 
     /* Still alive and answering. */
-    resp = qtest_qmp(c.qts, "{'execute': 'query-status'}");
+    resp = qtest_qmp(c.f.qts, "{'execute': 'query-status'}");
     g_assert(qdict_haskey(resp, "return"));
     qobject_unref(resp);
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 /*
@@ -622,12 +572,13 @@ static void test_server_death(void)
     QDict *ev, *data, *resp;
 
     ctx_start(&c, NULL, NULL, NULL);
-    bar1 = qpci_iomap(c.dev, 1, NULL);
-    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, VU_TEST_ID_MAGIC);
-    qpci_io_writel(c.dev, bar1, 0x100, 0x12345678);
+    bar1 = qpci_iomap(c.f.dev, 1, NULL);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
+                    VU_TEST_ID_MAGIC);
+    qpci_io_writel(c.f.dev, bar1, 0x100, 0x12345678);
 
-    vu_test_server_disconnect(c.srv);
-    ev = qtest_qmp_eventwait_ref(c.qts, "VFIO_USER_SERVER_LOST");
+    vu_test_server_disconnect(c.f.srv);
+    ev = qtest_qmp_eventwait_ref(c.f.qts, "VFIO_USER_SERVER_LOST");
     data = qdict_get_qdict(ev, "data");
     g_assert_cmpstr(qdict_get_str(data, "device-id"), ==, "vu0");
     g_assert_cmpstr(qdict_get_str(data, "qom-path"), ==,
@@ -635,16 +586,18 @@ static void test_server_death(void)
     g_assert(strstr(qdict_get_str(data, "reason"), "closed"));
     qobject_unref(ev);
 
-    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_ID), ==, 0xffffffff);
-    bar0_writel(&c, VU_TEST_REG_SCRATCH, 1);
-    g_assert_cmphex(bar0_readl(&c, VU_TEST_REG_SCRATCH), ==, 0xffffffff);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
+                    0xffffffff);
+    vu_fixture_bar0_writel(&c.f, VU_TEST_REG_SCRATCH, 1);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_SCRATCH), ==,
+                    0xffffffff);
     /* The mmapped sparse area is no longer reachable either. */
-    g_assert_cmphex(qpci_io_readl(c.dev, bar1, 0x100), ==, 0xffffffff);
+    g_assert_cmphex(qpci_io_readl(c.f.dev, bar1, 0x100), ==, 0xffffffff);
 
-    resp = qtest_qmp(c.qts, "{'execute': 'query-status'}");
+    resp = qtest_qmp(c.f.qts, "{'execute': 'query-status'}");
     g_assert(qdict_haskey(resp, "return"));
     qobject_unref(resp);
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 /* A missing socket fails realize with an error naming it; QEMU lives on. */
@@ -678,17 +631,17 @@ static void test_zero_timeout(void)
     QDict *resp;
     const char *desc;
 
-    ctx_server(&c, NULL);
-    c.qts = qtest_initf("-machine pc -m %d", RAM_MB);
-    resp = qtest_qmp(c.qts, "{'execute': 'device_add', 'arguments': {"
+    vu_fixture_server(&c.f, "vfio-user-test", NULL);
+    c.f.qts = qtest_initf("-machine pc -m %d", RAM_MB);
+    resp = qtest_qmp(c.f.qts, "{'execute': 'device_add', 'arguments': {"
                      "'driver': 'vfio-user-pci', 'id': 'vu0',"
                      "'x-msg-timeout': 0,"
-                     "'socket': {'type': 'unix', 'path': %s}}}", c.sock);
+                     "'socket': {'type': 'unix', 'path': %s}}}", c.f.sock);
     g_assert(qdict_haskey(resp, "error"));
     desc = qdict_get_str(qdict_get_qdict(resp, "error"), "desc");
     g_assert(strstr(desc, "x-msg-timeout"));
     qobject_unref(resp);
-    ctx_stop(&c);
+    vu_fixture_stop(&c.f);
 }
 
 int main(int argc, char **argv)
