@@ -65,3 +65,18 @@ void vu_fixture_bar0_writeq(VUFixture *f, uint64_t off, uint64_t val)
 {
     qpci_io_writeq(f->dev, f->bar0, off, val);
 }
+
+unsigned vu_fixture_qemu_fds(VUFixture *f)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/fd",
+                                            qtest_pid(f->qts));
+    GDir *dir = g_dir_open(path, 0, NULL);
+    unsigned n = 0;
+
+    g_assert(dir);
+    while (g_dir_read_name(dir)) {
+        n++;
+    }
+    g_dir_close(dir);
+    return n;
+}

@@ -44,4 +44,7 @@ uint32_t vu_fixture_bar0_readl(VUFixture *f, uint64_t off);
 void vu_fixture_bar0_writel(VUFixture *f, uint64_t off, uint32_t val);
 void vu_fixture_bar0_writeq(VUFixture *f, uint64_t off, uint64_t val);
 
+/* How many fds the QEMU of f->qts holds: a leak shows as growth. */
+unsigned vu_fixture_qemu_fds(VUFixture *f);
+
 #endif

@@ -460,21 +460,6 @@ static void assert_degraded(TestCtx *c)
     g_assert_cmpuint(st.connections, ==, 1);
 }
 
-static unsigned count_fds(TestCtx *c)
-{
-    g_autofree char *path = g_strdup_printf("/proc/%d/fd",
-                                            qtest_pid(c->f.qts));
-    GDir *dir = g_dir_open(path, 0, NULL);
-    unsigned n = 0;
-
-    g_assert(dir);
-    while (g_dir_read_name(dir)) {
-        n++;
-    }
-    g_dir_close(dir);
-    return n;
-}
-
 /* Guard patterns in guest RAM, around everything the server may reach */
 static const uint64_t guards[] = {
     0x9f000,                    /* last page below 640 KiB */
@@ -750,7 +735,7 @@ static void test_version_fds(void)
     }
     ctx_server(&c, NULL, true);
     ctx_qemu(&c);
-    before = count_fds(&c);
+    before = vu_fixture_qemu_fds(&c.f);
     g_byte_array_append(c.h.canned, (uint8_t *)&v, sizeof(v));
     g_byte_array_append(c.h.canned, (uint8_t *)CAPS(""), sizeof(CAPS("")));
     c.h.fds = fds;
@@ -759,7 +744,7 @@ static void test_version_fds(void)
     hostile_arm(&c.h, VFIO_USER_VERSION, -1, fn_canned);
     check_realize_works(&c);
     /* The device holds a few fds of its own, not hundreds of ours. */
-    g_assert_cmpuint(count_fds(&c), <, before + 32);
+    g_assert_cmpuint(vu_fixture_qemu_fds(&c.f), <, before + 32);
     ctx_stop(&c);
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
         close(fds[i]);
@@ -1396,7 +1381,7 @@ static void test_rt_reply_fds(void)
     }
     ctx_start(&c, NULL);
     assert_works(&c);
-    before = count_fds(&c);
+    before = vu_fixture_qemu_fds(&c.f);
     c.h.value = VU_TEST_ID_MAGIC;
     c.h.fds = fds;
     c.h.nfds = ARRAY_SIZE(fds);
@@ -1408,7 +1393,7 @@ static void test_rt_reply_fds(void)
     }
     hostile_disarm(&c.h);
     g_assert_cmpint(qatomic_read(&c.h.hits), ==, 20);
-    g_assert_cmpuint(count_fds(&c), <=, before);
+    g_assert_cmpuint(vu_fixture_qemu_fds(&c.f), <=, before);
     assert_works(&c);
     ctx_stop(&c);
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
@@ -2101,7 +2086,7 @@ static void test_dma_with_fds(void)
         fds[i] = eventfd(0, EFD_CLOEXEC);
     }
     dma_start(&c);
-    before = count_fds(&c);
+    before = vu_fixture_qemu_fds(&c.f);
     put_hdr(msg, 0x5000, VFIO_USER_DMA_READ, 16 + sizeof(rw),
             VFIO_USER_REQUEST, 0);
     g_byte_array_append(msg, (uint8_t *)&rw, sizeof(rw));
@@ -2112,7 +2097,7 @@ static void test_dma_with_fds(void)
     assert_works(&c);
     vu_test_server_get_stats(c.f.srv, &st);
     g_assert_cmpuint(st.stale_replies, ==, 20);
-    g_assert_cmpuint(count_fds(&c), <=, before);
+    g_assert_cmpuint(vu_fixture_qemu_fds(&c.f), <=, before);
     dma_finish(&c);
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
         close(fds[i]);

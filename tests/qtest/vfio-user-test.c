@@ -505,20 +505,6 @@ static void test_reset(void)
     vu_fixture_stop(&c.f);
 }
 
-static unsigned count_fds(pid_t pid)
-{
-    g_autofree char *path = g_strdup_printf("/proc/%d/fd", pid);
-    GDir *dir = g_dir_open(path, 0, NULL);
-    unsigned n = 0;
-
-    g_assert(dir);
-    while (g_dir_read_name(dir)) {
-        n++;
-    }
-    g_dir_close(dir);
-    return n;
-}
-
 /*
  * Hot-plug, use, hot-unplug: every mapping is withdrawn from the server,
  * the connection closes, and QEMU holds no more fds than before.
@@ -533,7 +519,7 @@ static void test_hotplug_unplug(void)
 
     vu_fixture_server(&c.f, "vfio-user-test", NULL);
     c.f.qts = qtest_initf("-machine pc -m %d " MEMFD_RAM, RAM_MB);
-    fds_before = count_fds(qtest_pid(c.f.qts));
+    fds_before = vu_fixture_qemu_fds(&c.f);
 
     resp = qtest_qmp(c.f.qts, "{'execute': 'device_add', 'arguments': {"
                      "'driver': 'vfio-user-pci', 'id': 'vu0', 'addr': '4.0',"
@@ -543,7 +529,7 @@ static void test_hotplug_unplug(void)
     vu_fixture_find_device(&c.f, DEVFN);
     g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
                     VU_TEST_ID_MAGIC);
-    g_assert_cmpuint(count_fds(qtest_pid(c.f.qts)), >, fds_before);
+    g_assert_cmpuint(vu_fixture_qemu_fds(&c.f), >, fds_before);
 
     qpci_unplug_acpi_device_test(c.f.qts, "vu0", SLOT);
     g_assert(vu_test_server_wait_disconnected(c.f.srv, WAIT_MS));
@@ -552,7 +538,7 @@ static void test_hotplug_unplug(void)
     unmaps = vu_test_server_dma_unmaps(c.f.srv);
     g_assert_cmpuint(maps->len, >, 0);
     g_assert_cmpuint(unmaps->len, ==, maps->len);
-    g_assert_cmpuint(count_fds(qtest_pid(c.f.qts)), ==, fds_before);
+    g_assert_cmpuint(vu_fixture_qemu_fds(&c.f), ==, fds_before);
 
     /* Still alive and answering. */
     resp = qtest_qmp(c.f.qts, "{'execute': 'query-status'}");
