@@ -1356,15 +1356,17 @@ static int vu_dma_check_reply(VUTestServer *s, const VUTestDMARequest *req,
         /* 12 bytes: the 32-bit count of the spec's DMA_WRITE reply table */
         ok = (len == 16 || len == 12);
     } else {
-        ok = len >= 16;
-        if (ok) {
+        ok = len >= 16 && len - 16 == req->count;
+        if (len >= 16 && !req->read_into) {
             res->data = g_byte_array_new();
             g_byte_array_append(res->data, p + 16, len - 16);
-            ok = len - 16 == req->count;
         }
     }
     ok = ok && !msg->bad && res->address == req->address &&
          res->count == req->count;
+    if (ok && !req->write && req->read_into) {
+        memcpy(req->read_into, p + 16, len - 16);
+    }
     g_mutex_lock(&s->lock);
     if (!ok) {
         s->stats.dma_bad_replies++;
@@ -2660,13 +2662,12 @@ int vu_test_server_dma(VUTestServer *s, const VUTestDMARequest *req,
 int vu_test_server_dma_read(VUTestServer *s, uint64_t address, void *buf,
                             uint64_t count)
 {
-    VUTestDMARequest req = { .address = address, .count = count };
+    VUTestDMARequest req = {
+        .address = address, .count = count, .read_into = buf,
+    };
     VUTestDMAResult res;
     int err = vu_test_server_dma(s, &req, &res);
 
-    if (!err) {
-        memcpy(buf, res.data->data, count);
-    }
     if (res.data) {
         g_byte_array_unref(res.data);
     }

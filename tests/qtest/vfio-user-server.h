@@ -275,6 +275,7 @@ typedef struct VUTestDMARequest {
     const void *data;           /* data_len bytes to send; NULL: zeroes */
     size_t data_len;            /* normally count (write) or 0 (read) */
     unsigned timeout_ms;        /* 0: cfg->dma_timeout_ms */
+    void *read_into;            /* DMA_READ data, else in result's data */
 } VUTestDMARequest;
 
 typedef struct VUTestDMAResult {
