@@ -664,7 +664,10 @@ int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
     }
     deadline = now_ms() + proxy->timeout_ms;
     for (bool first = true; ret == 0 && !p.done; first = false) {
-        /* The first read may wait the whole timeout: see below. */
+        /*
+         * The deadline was just set: the first read may block in
+         * recvmsg() for the whole timeout, the socket's own.
+         */
         int64_t left = first ? proxy->timeout_ms : deadline - now_ms();
 
         if (left > 0 && !proxy->reading && !proxy->dead) {
