@@ -195,13 +195,18 @@ void vfio_user_abort(VFIOUserProxy *proxy, const char *fmt, ...)
     va_end(ap);
 }
 
+static void proxy_report_death(VFIOUserProxy *proxy)
+{
+    proxy->death_reported = true;
+    error_report("vfio-user: %s: connection to the server lost: %s",
+                 proxy->name, proxy->death_reason);
+}
+
 static void proxy_death_bh(void *opaque)
 {
     VFIOUserProxy *proxy = opaque;
 
-    proxy->death_reported = true;
-    error_report("vfio-user: %s: connection to the server lost: %s",
-                 proxy->name, proxy->death_reason);
+    proxy_report_death(proxy);
     if (proxy->death_notify) {
         proxy->death_notify(proxy->death_opaque, proxy->death_reason);
     }
@@ -1012,8 +1017,7 @@ void vfio_user_disconnect(VFIOUserProxy *proxy)
     if (!proxy_mark_dead(proxy, g_strdup("device removed"), ECONNRESET) &&
         !proxy->death_reported) {
         /* It died during the removal itself: death_bh will never run. */
-        error_report("vfio-user: %s: connection to the server lost: %s",
-                     proxy->name, proxy->death_reason);
+        proxy_report_death(proxy);
     }
     if (proxy->recv_running) {
         qemu_thread_join(&proxy->recv_thread);

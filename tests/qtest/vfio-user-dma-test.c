@@ -122,19 +122,6 @@ static void check_server_dma(TestCtx *c, uint64_t addr, size_t len)
     check_server_dma_at(c, addr, addr, len);
 }
 
-/* Run the device's DMA engine and wait for it; returns DMA_STATUS. */
-static uint32_t run_dma(TestCtx *c, uint64_t src, uint64_t dst,
-                        uint64_t len, uint32_t cmd)
-{
-    vu_fixture_bar0_writeq(&c->f, VU_TEST_REG_DMA_SRC, src);
-    vu_fixture_bar0_writeq(&c->f, VU_TEST_REG_DMA_DST, dst);
-    vu_fixture_bar0_writeq(&c->f, VU_TEST_REG_DMA_LEN, len);
-    vu_fixture_bar0_writel(&c->f, VU_TEST_REG_DMA_CMD,
-                           VU_TEST_DMA_CMD_START | cmd);
-    /* The server DMAs before answering; a read is ordered after it. */
-    return vu_fixture_bar0_readl(&c->f, VU_TEST_REG_DMA_STATUS);
-}
-
 /* ---------------------------------------------------------------------- */
 
 /*
@@ -174,14 +161,14 @@ static void test_secure_both_directions(void)
     /* The device's own engine, by message too. */
     fill_pattern(out, len, 21);
     qtest_memwrite(c.f.qts, GUEST_SCRATCH, out, len);
-    g_assert_cmphex(run_dma(&c, GUEST_SCRATCH, 0, len, 0), ==,
+    g_assert_cmphex(vu_fixture_run_dma(&c.f, GUEST_SCRATCH, 0, len, 0), ==,
                     VU_TEST_DMA_STATUS_DONE);
     vu_test_server_buf_read(c.f.srv, 0, in, len);
     g_assert_cmpmem(in, len, out, len);
     fill_pattern(out, len, 22);
     vu_test_server_buf_write(c.f.srv, 0, out, len);
-    g_assert_cmphex(run_dma(&c, 0, GUEST_TARGET, len,
-                            VU_TEST_DMA_CMD_TO_GUEST), ==,
+    g_assert_cmphex(vu_fixture_run_dma(&c.f, 0, GUEST_TARGET, len,
+                                       VU_TEST_DMA_CMD_TO_GUEST), ==,
                     VU_TEST_DMA_STATUS_DONE);
     qtest_memread(c.f.qts, GUEST_TARGET, in, len);
     g_assert_cmpmem(in, len, out, len);

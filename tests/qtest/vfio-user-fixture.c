@@ -66,6 +66,18 @@ void vu_fixture_bar0_writeq(VUFixture *f, uint64_t off, uint64_t val)
     qpci_io_writeq(f->dev, f->bar0, off, val);
 }
 
+uint32_t vu_fixture_run_dma(VUFixture *f, uint64_t src, uint64_t dst,
+                            uint64_t len, uint32_t cmd)
+{
+    vu_fixture_bar0_writeq(f, VU_TEST_REG_DMA_SRC, src);
+    vu_fixture_bar0_writeq(f, VU_TEST_REG_DMA_DST, dst);
+    vu_fixture_bar0_writeq(f, VU_TEST_REG_DMA_LEN, len);
+    vu_fixture_bar0_writel(f, VU_TEST_REG_DMA_CMD,
+                           VU_TEST_DMA_CMD_START | cmd);
+    /* The server DMAs before answering; a read is ordered after it. */
+    return vu_fixture_bar0_readl(f, VU_TEST_REG_DMA_STATUS);
+}
+
 unsigned vu_fixture_qemu_fds(VUFixture *f)
 {
     g_autofree char *path = g_strdup_printf("/proc/%d/fd",

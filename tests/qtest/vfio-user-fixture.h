@@ -44,6 +44,13 @@ uint32_t vu_fixture_bar0_readl(VUFixture *f, uint64_t off);
 void vu_fixture_bar0_writel(VUFixture *f, uint64_t off, uint32_t val);
 void vu_fixture_bar0_writeq(VUFixture *f, uint64_t off, uint64_t val);
 
+/*
+ * Run the test device's DMA engine (VU_TEST_REG_DMA_*) and wait for it;
+ * returns DMA_STATUS.
+ */
+uint32_t vu_fixture_run_dma(VUFixture *f, uint64_t src, uint64_t dst,
+                            uint64_t len, uint32_t cmd);
+
 /* How many fds the QEMU of f->qts holds: a leak shows as growth. */
 unsigned vu_fixture_qemu_fds(VUFixture *f);
 

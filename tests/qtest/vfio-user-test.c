@@ -282,19 +282,6 @@ static void test_bar_no_fd(void)
     vu_fixture_stop(&c.f);
 }
 
-/* Run the device's DMA engine and wait for it; returns DMA_STATUS. */
-static uint32_t run_dma(TestCtx *c, uint64_t src, uint64_t dst,
-                        uint64_t len, uint32_t cmd)
-{
-    vu_fixture_bar0_writeq(&c->f, VU_TEST_REG_DMA_SRC, src);
-    vu_fixture_bar0_writeq(&c->f, VU_TEST_REG_DMA_DST, dst);
-    vu_fixture_bar0_writeq(&c->f, VU_TEST_REG_DMA_LEN, len);
-    vu_fixture_bar0_writel(&c->f, VU_TEST_REG_DMA_CMD,
-                           VU_TEST_DMA_CMD_START | cmd);
-    /* The server DMAs before answering; a read is ordered after it. */
-    return vu_fixture_bar0_readl(&c->f, VU_TEST_REG_DMA_STATUS);
-}
-
 typedef enum { DMA_VIA_FD, DMA_VIA_MESSAGES } DMAPath;
 
 /* Guest -> device and device -> guest, data checked on both sides. */
@@ -332,15 +319,15 @@ static void check_dma(const char *qemu_extra, const char *dev_extra,
 
     fill_pattern(out, len, 1);
     qtest_memwrite(c.f.qts, GUEST_SRC, out, len);
-    g_assert_cmphex(run_dma(&c, GUEST_SRC, 0, len, 0), ==,
+    g_assert_cmphex(vu_fixture_run_dma(&c.f, GUEST_SRC, 0, len, 0), ==,
                     VU_TEST_DMA_STATUS_DONE);
     vu_test_server_buf_read(c.f.srv, 0, in, len);
     g_assert_cmpmem(in, len, out, len);
 
     fill_pattern(out, len, 77);
     vu_test_server_buf_write(c.f.srv, 0x10, out, len);
-    g_assert_cmphex(run_dma(&c, 0x10, GUEST_DST, len,
-                            VU_TEST_DMA_CMD_TO_GUEST), ==,
+    g_assert_cmphex(vu_fixture_run_dma(&c.f, 0x10, GUEST_DST, len,
+                                       VU_TEST_DMA_CMD_TO_GUEST), ==,
                     VU_TEST_DMA_STATUS_DONE);
     qtest_memread(c.f.qts, GUEST_DST, in, len);
     g_assert_cmpmem(in, len, out, len);
