@@ -22,10 +22,20 @@
  * first waiter takes the socket out and the last one puts it back
  * (level-triggered: what is left unread wakes it then).
  *
+ * A reader reads through a small receive buffer: one recvmsg() brings a
+ * message's header together with whatever follows it that has arrived,
+ * so a BAR read's reply (36 bytes) costs one system call, not two.
+ * Payloads bigger than half the buffer go straight to where they belong
+ * (the waiter's buffer, guest RAM) once what was read ahead is used up.
+ * What a reader read ahead stays for the next reader; a reader never
+ * hands the token over with a whole message in the buffer (nothing would
+ * wake anybody for it), only with the start of one whose rest is still
+ * to come through the socket.
+ *
  * Whoever reads a reply looks up the pending entry by id, marks it busy
- * and reads the payload straight into the waiter's buffer (no copy); a
- * reply nobody waits for any more (late, unknown id, duplicate) is read
- * to its end and dropped, so the stream never desynchronises.  Requests
+ * and reads the payload into the waiter's buffer; a reply nobody waits
+ * for any more (late, unknown id, duplicate) is read to its end and
+ * dropped, so the stream never desynchronises.  Requests
  * from the server (DMA_READ/WRITE) are serviced by the reader with the
  * handler the device installed, which is why a server that DMAs while a
  * vCPU waits for one of its replies does not stall: no lock the handler
@@ -65,6 +75,9 @@
 #define VFIO_USER_MAX_RECV_MSG  VFIO_USER_MAX_MSG
 #define VFIO_USER_VERSION_MAX   4096
 
+/* Holds a header and a page of payload: a 4 KiB DMA_WRITE in one read. */
+#define VFIO_USER_RBUF_SIZE     (8 * KiB)
+
 typedef struct VFIOUserPending {
     uint16_t id;
     uint16_t cmd;
@@ -93,6 +106,15 @@ struct VFIOUserProxy {
     uint16_t next_id;
     bool dead;
     char *death_reason;
+
+    /* The receive buffer, the token holder's (see proxy_fill()). */
+    uint8_t *rbuf;
+    size_t rbuf_head;   /* next byte to hand out */
+    size_t rbuf_tail;   /* end of what was read */
+    uint64_t rx_pos;    /* stream offset of rbuf[rbuf_head] */
+    int *rx_fds;        /* fds of a read, not yet claimed by a message */
+    size_t rx_nfds;
+    uint64_t rx_fds_at; /* stream offset of that read's last byte */
 
     QemuThread recv_thread;
     bool recv_running;
@@ -287,61 +309,172 @@ static int proxy_send(VFIOUserProxy *proxy, VFIOUserHdr *hdr,
     return ret;
 }
 
+static size_t proxy_buffered(VFIOUserProxy *proxy)
+{
+    return proxy->rbuf_tail - proxy->rbuf_head;
+}
+
 /*
- * Read exactly the bytes described by @iov; the caller holds the read
- * token.  fds that arrive with the first bytes are returned through
- * @fds/@nfds.  Blocks until the data is there, or fails when none came
- * for the timeout (SO_RCVTIMEO): -EAGAIN when nothing at all came,
- * -ETIMEDOUT when part did; a shutdown of the socket (proxy_kill,
- * vfio_user_disconnect) ends it at once.
+ * Read what the socket has (at least one byte) into the receive buffer,
+ * after what is still unread there.  The caller holds the read token.
+ * Returns 0, or what proxy_read() returns.
+ *
+ * fds ride with bytes: the kernel ends a read right after the bytes that
+ * carried fds, and a sender's fds come with the first bytes of its
+ * message, so fds belong to the message that holds the last byte of the
+ * read that brought them (proxy_claim_fds()).
+ */
+static int proxy_fill(VFIOUserProxy *proxy)
+{
+    size_t have = proxy_buffered(proxy);
+    struct iovec iov;
+    int *fds = NULL;
+    size_t nfds = 0;
+    Error *err = NULL;
+    ssize_t n;
+
+    if (proxy->rbuf_head > 0) {
+        memmove(proxy->rbuf, proxy->rbuf + proxy->rbuf_head, have);
+        proxy->rbuf_head = 0;
+        proxy->rbuf_tail = have;
+    }
+    iov = (struct iovec) {
+        .iov_base = proxy->rbuf + have,
+        .iov_len = VFIO_USER_RBUF_SIZE - have,
+    };
+    n = qio_channel_readv_full(proxy->ioc, &iov, 1, &fds, &nfds, 0, &err);
+    if (n == QIO_CHANNEL_ERR_BLOCK) {
+        return -EAGAIN;
+    }
+    if (n < 0) {
+        error_free(err);
+        return -EIO;
+    }
+    if (nfds) {
+        /* Fds nobody claimed (the server sent them with no message). */
+        proxy_close_fds(proxy->rx_fds, proxy->rx_nfds);
+        g_free(proxy->rx_fds);
+        proxy->rx_fds = fds;
+        proxy->rx_nfds = nfds;
+        proxy->rx_fds_at = proxy->rx_pos + have + n - 1;
+    }
+    if (n == 0) {
+        return -ECONNRESET;
+    }
+    proxy->rbuf_tail += n;
+    return 0;
+}
+
+/*
+ * Read exactly the bytes described by @iov, first from the receive
+ * buffer; the caller holds the read token.  Blocks until the data is
+ * there, or fails when none came for the timeout (SO_RCVTIMEO): -EAGAIN
+ * when no byte at all came, -ETIMEDOUT when some did; a shutdown of the
+ * socket (proxy_kill, vfio_user_disconnect) ends it at once.
  */
 static int proxy_read(VFIOUserProxy *proxy, const struct iovec *iov_in,
-                      unsigned int niov, int **fds, size_t *nfds)
+                      unsigned int niov)
 {
     struct iovec local[4];
     g_autofree struct iovec *copy = NULL;
     struct iovec *iov = local;
+    size_t left = iov_size(iov_in, niov);
+    bool started = false;
 
     /* Header and small payloads stay off the heap. */
     if (niov > ARRAY_SIZE(local)) {
         iov = copy = g_new(struct iovec, niov);
     }
     memcpy(iov, iov_in, niov * sizeof(*iov));
-    for (bool started = false; niov > 0 && iov_size(iov, niov) > 0;
-         started = true) {
-        int *rfds = NULL;
-        size_t nrfds = 0;
-        Error *err = NULL;
-        ssize_t n = qio_channel_readv_full(proxy->ioc, iov, niov,
-                                           fds ? &rfds : NULL,
-                                           fds ? &nrfds : NULL, 0, &err);
+    while (left > 0) {
+        size_t have = proxy_buffered(proxy);
+        size_t n;
 
-        if (n == QIO_CHANNEL_ERR_BLOCK) {
-            /* SO_RCVTIMEO: nothing came, or the server stalls mid-way */
-            return started ? -ETIMEDOUT : -EAGAIN;
+        if (have) {
+            n = iov_from_buf(iov, niov, 0, proxy->rbuf + proxy->rbuf_head,
+                             MIN(have, left));
+            proxy->rbuf_head += n;
+        } else if (left > VFIO_USER_RBUF_SIZE / 2) {
+            /* Big: straight into place (fds here are dropped). */
+            Error *err = NULL;
+            ssize_t r = qio_channel_readv(proxy->ioc, iov, niov, &err);
+
+            if (r == QIO_CHANNEL_ERR_BLOCK) {
+                return started ? -ETIMEDOUT : -EAGAIN;
+            }
+            if (r < 0) {
+                error_free(err);
+                return -EIO;
+            }
+            if (r == 0) {
+                return -ECONNRESET;
+            }
+            n = r;
+        } else {
+            int ret = proxy_fill(proxy);
+
+            if (ret == -EAGAIN && started) {
+                return -ETIMEDOUT;
+            }
+            if (ret < 0) {
+                return ret;
+            }
+            continue;
         }
-        if (n < 0) {
-            error_free(err);
-            return -EIO;
-        }
-        if (nrfds) {
-            *fds = g_renew(int, *fds, *nfds + nrfds);
-            memcpy(*fds + *nfds, rfds, nrfds * sizeof(int));
-            *nfds += nrfds;
-            g_free(rfds);
-        }
-        if (n == 0) {
-            return -ECONNRESET;
-        }
+        proxy->rx_pos += n;
+        left -= n;
+        started = true;
         iov_discard_front(&iov, &niov, n);
     }
     return 0;
 }
 
+/*
+ * The fds of the message whose header starts at stream offset @start and
+ * is @size bytes long, if they came; fds of earlier bytes are stale.
+ */
+static int *proxy_claim_fds(VFIOUserProxy *proxy, uint64_t start,
+                            uint32_t size, size_t *nfds)
+{
+    int *fds = NULL;
+
+    *nfds = 0;
+    if (!proxy->rx_nfds || proxy->rx_fds_at >= start + size) {
+        return NULL;            /* none, or a later message's */
+    }
+    if (proxy->rx_fds_at >= start) {
+        fds = proxy->rx_fds;
+        *nfds = proxy->rx_nfds;
+    } else {
+        proxy_close_fds(proxy->rx_fds, proxy->rx_nfds);
+        g_free(proxy->rx_fds);
+    }
+    proxy->rx_fds = NULL;
+    proxy->rx_nfds = 0;
+    return fds;
+}
+
+/*
+ * A whole message in the receive buffer, or a header with a size that
+ * kills the connection: the reader must deal with it before it lets go
+ * of the token, since no data on the socket will wake anybody for it.
+ */
+static bool proxy_message_buffered(VFIOUserProxy *proxy)
+{
+    VFIOUserHdr hdr;
+
+    if (proxy_buffered(proxy) < sizeof(hdr)) {
+        return false;
+    }
+    memcpy(&hdr, proxy->rbuf + proxy->rbuf_head, sizeof(hdr));
+    return hdr.size <= proxy_buffered(proxy) || hdr.size < sizeof(hdr) ||
+           hdr.size > VFIO_USER_MAX_RECV_MSG;
+}
+
 int vfio_user_recv_payload(VFIOUserProxy *proxy, const struct iovec *iov,
                            size_t niov)
 {
-    return proxy_read(proxy, iov, niov, NULL, NULL);
+    return proxy_read(proxy, iov, niov);
 }
 
 int vfio_user_discard(VFIOUserProxy *proxy, size_t len)
@@ -351,7 +484,7 @@ int vfio_user_discard(VFIOUserProxy *proxy, size_t len)
     while (len > 0) {
         struct iovec iov = { .iov_base = buf,
                              .iov_len = MIN(len, sizeof(buf)) };
-        int ret = proxy_read(proxy, &iov, 1, NULL, NULL);
+        int ret = proxy_read(proxy, &iov, 1);
 
         if (ret < 0) {
             return ret;
@@ -430,7 +563,7 @@ static bool proxy_handle_reply(VFIOUserProxy *proxy, const VFIOUserHdr *hdr,
                              .iov_len = want };
         size_t keep = reply ? MIN(nfds, reply->max_fds) : 0;
 
-        ret = want ? proxy_read(proxy, &iov, 1, NULL, NULL) : 0;
+        ret = want ? proxy_read(proxy, &iov, 1) : 0;
         if (ret == 0) {
             ret = vfio_user_discard(proxy, payload - want);
         }
@@ -497,17 +630,17 @@ static bool proxy_read_message(VFIOUserProxy *proxy)
 {
     VFIOUserHdr hdr;
     struct iovec iov = { .iov_base = &hdr, .iov_len = sizeof(hdr) };
+    uint64_t start = proxy->rx_pos;
     g_autofree int *fds = NULL;
     size_t nfds = 0, payload;
     bool ok;
     int ret;
 
-    ret = proxy_read(proxy, &iov, 1, &fds, &nfds);
+    ret = proxy_read(proxy, &iov, 1);
     if (ret == -EAGAIN) {
         return true;            /* no message within the timeout */
     }
     if (ret < 0) {
-        proxy_close_fds(fds, nfds);
         if (ret == -ETIMEDOUT) {
             proxy_kill_stalled(proxy, "the server stalled in the middle of "
                                "a message header for %u ms",
@@ -520,13 +653,13 @@ static bool proxy_read_message(VFIOUserProxy *proxy)
         return false;
     }
     if (hdr.size < sizeof(hdr) || hdr.size > VFIO_USER_MAX_RECV_MSG) {
-        proxy_close_fds(fds, nfds);
         proxy_kill(proxy, "message id %u (command %u) has size %u, "
                    "outside [%zu, %zu]", hdr.id, hdr.command, hdr.size,
                    sizeof(hdr), (size_t)VFIO_USER_MAX_RECV_MSG);
         return false;
     }
     payload = hdr.size - sizeof(hdr);
+    fds = proxy_claim_fds(proxy, start, hdr.size, &nfds);
     trace_vfio_user_recv(proxy->name, hdr.id, hdr.command, hdr.size,
                          hdr.flags, nfds);
 
@@ -568,8 +701,9 @@ static bool proxy_poll(VFIOUserProxy *proxy, int timeout_ms)
 
 /*
  * Holding the read token (taken under proxy->lock, which is dropped and
- * retaken here): read one message if one arrives within @timeout_ms,
- * then hand the token back.  Returns false when the connection is dead.
+ * retaken here): read one message if one arrives within @timeout_ms, and
+ * any others it brought whole into the receive buffer, then hand the
+ * token back.  Returns false when the connection is dead.
  * A wait as long as the message timeout is the socket's own receive
  * timeout: then the read itself waits, one system call instead of two.
  */
@@ -579,8 +713,11 @@ static bool proxy_read_with_token(VFIOUserProxy *proxy, int timeout_ms)
 
     proxy->reading = true;
     qemu_mutex_unlock(&proxy->lock);
-    if (timeout_ms >= proxy->timeout_ms || proxy_poll(proxy, timeout_ms)) {
-        ok = proxy_read_message(proxy);
+    if (proxy_message_buffered(proxy) || timeout_ms >= proxy->timeout_ms ||
+        proxy_poll(proxy, timeout_ms)) {
+        do {
+            ok = proxy_read_message(proxy);
+        } while (ok && proxy_message_buffered(proxy));
     }
     qemu_mutex_lock(&proxy->lock);
     proxy->reading = false;
@@ -801,6 +938,7 @@ VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *devname,
     }
 
     proxy = g_new0(VFIOUserProxy, 1);
+    proxy->rbuf = g_malloc(VFIO_USER_RBUF_SIZE);
     proxy->epfd = epfd;
     proxy->name = g_strdup_printf("%s (socket %s)", devname, where);
     proxy->sioc = g_steal_pointer(&sioc);
@@ -1025,6 +1163,9 @@ void vfio_user_disconnect(VFIOUserProxy *proxy)
     assert(QTAILQ_EMPTY(&proxy->pending));
     qemu_bh_delete(proxy->death_bh);
     close(proxy->epfd);
+    proxy_close_fds(proxy->rx_fds, proxy->rx_nfds);
+    g_free(proxy->rx_fds);
+    g_free(proxy->rbuf);
     object_unref(OBJECT(proxy->sioc));
     qemu_cond_destroy(&proxy->handler_idle);
     qemu_cond_destroy(&proxy->cond);

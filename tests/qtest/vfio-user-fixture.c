@@ -92,3 +92,19 @@ unsigned vu_fixture_qemu_fds(VUFixture *f)
     g_dir_close(dir);
     return n;
 }
+
+bool vu_fixture_region_written(VUFixture *f, uint32_t region,
+                               uint64_t offset)
+{
+    g_autoptr(GArray) writes = vu_test_server_region_writes(f->srv);
+
+    for (guint i = 0; i < writes->len; i++) {
+        VUTestRegionWriteRecord *w =
+            &g_array_index(writes, VUTestRegionWriteRecord, i);
+
+        if (w->region == region && w->offset == offset) {
+            return true;
+        }
+    }
+    return false;
+}

@@ -54,4 +54,8 @@ uint32_t vu_fixture_run_dma(VUFixture *f, uint64_t src, uint64_t dst,
 /* How many fds the QEMU of f->qts holds: a leak shows as growth. */
 unsigned vu_fixture_qemu_fds(VUFixture *f);
 
+/* Whether the server logged a REGION_WRITE at @offset of @region */
+bool vu_fixture_region_written(VUFixture *f, uint32_t region,
+                               uint64_t offset);
+
 #endif

@@ -1401,6 +1401,66 @@ static void test_rt_reply_fds(void)
     }
 }
 
+/*
+ * A stray reply right before BAR1's GET_REGION_INFO reply and its fd,
+ * the stray with fds of its own or without: when both are there, the
+ * client reads them in one go, and must still give each message its own
+ * fds (BAR1 gets mapped, accesses there send no message).  Whether both
+ * are there is up to the scheduler, so the device is plugged a few times.
+ */
+static void check_stray_before_region_fd(bool stray_fds)
+{
+    int fds[2];
+    TestCtx c = { 0 };
+
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+        fds[i] = eventfd(0, EFD_CLOEXEC);
+        g_assert_cmpint(fds[i], >=, 0);
+    }
+    ctx_server(&c, NULL, true);
+    ctx_qemu(&c);
+    c.h.id_xor = 0x8000;                /* nobody's id */
+    c.h.then_handle = true;             /* then the real reply */
+    if (stray_fds) {
+        c.h.fds = fds;
+        c.h.nfds = ARRAY_SIZE(fds);
+    }
+    for (uint32_t i = 0; i < 6; i++) {
+        QPCIBar bar1;
+        uint32_t v;
+
+        hostile_arm(&c.h, VFIO_USER_DEVICE_GET_REGION_INFO,
+                    VFIO_PCI_BAR1_REGION_INDEX, fn_canned);
+        check_realize_works(&c);
+        bar1 = qpci_iomap(c.f.dev, 1, NULL);
+        qpci_io_writel(c.f.dev, bar1, 0x100, 0x12345678 + i);
+        vu_test_server_bar1_read(c.f.srv, 0x100, &v, sizeof(v));
+        g_assert_cmphex(v, ==, 0x12345678 + i);
+        g_assert(!vu_fixture_region_written(&c.f,
+                                            VFIO_PCI_BAR1_REGION_INDEX,
+                                            0x100));
+        qpci_iounmap(c.f.dev, bar1);
+        g_free(c.f.dev);
+        c.f.dev = NULL;
+        qpci_unplug_acpi_device_test(c.f.qts, "vu0", SLOT);
+        g_assert(vu_test_server_wait_disconnected(c.f.srv, WAIT_MS));
+    }
+    ctx_stop(&c);
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+        close(fds[i]);
+    }
+}
+
+static void test_rt_stray_before_fd(void)
+{
+    check_stray_before_region_fd(false);
+}
+
+static void test_rt_stray_fds_before_fd(void)
+{
+    check_stray_before_region_fd(true);
+}
+
 /* Replies to posted writes, which asked for none */
 static void test_rt_reply_to_posted(void)
 {
@@ -2253,6 +2313,10 @@ int main(int argc, char **argv)
                    test_rt_config_read_error);
     qtest_add_func("/vfio-user-hostile/runtime/reply-fds",
                    test_rt_reply_fds);
+    qtest_add_func("/vfio-user-hostile/runtime/stray-before-region-fd",
+                   test_rt_stray_before_fd);
+    qtest_add_func("/vfio-user-hostile/runtime/stray-fds-before-region-fd",
+                   test_rt_stray_fds_before_fd);
     qtest_add_func("/vfio-user-hostile/runtime/reply-to-posted-write",
                    test_rt_reply_to_posted);
     qtest_add_func("/vfio-user-hostile/runtime/bad-types",

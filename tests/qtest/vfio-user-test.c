@@ -47,19 +47,6 @@ static void ctx_start(TestCtx *c, const VUTestServerConfig *cfg,
     vu_fixture_find_device(&c->f, DEVFN);
 }
 
-static bool region_written(GArray *writes, uint32_t region, uint64_t offset)
-{
-    for (guint i = 0; i < writes->len; i++) {
-        VUTestRegionWriteRecord *w =
-            &g_array_index(writes, VUTestRegionWriteRecord, i);
-
-        if (w->region == region && w->offset == offset) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static void fill_pattern(uint8_t *buf, size_t len, uint8_t seed)
 {
     for (size_t i = 0; i < len; i++) {
@@ -162,7 +149,6 @@ static void test_socket_fd(void)
 static void test_config_space(void)
 {
     TestCtx c = { 0 };
-    g_autoptr(GArray) writes = NULL;
     uint16_t cmd;
 
     ctx_start(&c, NULL, NULL, NULL);
@@ -170,9 +156,8 @@ static void test_config_space(void)
     cmd = qpci_config_readw(c.f.dev, PCI_COMMAND);
     g_assert(cmd & PCI_COMMAND_MEMORY);
     g_assert(cmd & PCI_COMMAND_MASTER);
-    writes = vu_test_server_region_writes(c.f.srv);
-    g_assert(region_written(writes, VFIO_PCI_CONFIG_REGION_INDEX,
-                            PCI_COMMAND));
+    g_assert(vu_fixture_region_written(&c.f, VFIO_PCI_CONFIG_REGION_INDEX,
+                                       PCI_COMMAND));
 
     /* The capabilities the server declared are there for the guest. */
     g_assert_cmpuint(qpci_find_capability(c.f.dev, PCI_CAP_ID_MSI, 0), ==,
@@ -228,7 +213,6 @@ static void test_bar_message_nonposted(void)
 static void test_bar_mmap(void)
 {
     TestCtx c = { 0 };
-    g_autoptr(GArray) writes = NULL;
     QPCIBar bar1;
     uint32_t v;
 
@@ -254,9 +238,10 @@ static void test_bar_mmap(void)
     vu_test_server_bar1_read(c.f.srv, 0x4100, &v, sizeof(v));
     g_assert_cmphex(v, ==, 0x55aa55aa);
 
-    writes = vu_test_server_region_writes(c.f.srv);
-    g_assert(!region_written(writes, VFIO_PCI_BAR1_REGION_INDEX, 0x100));
-    g_assert(region_written(writes, VFIO_PCI_BAR1_REGION_INDEX, 0x4100));
+    g_assert(!vu_fixture_region_written(&c.f, VFIO_PCI_BAR1_REGION_INDEX,
+                                        0x100));
+    g_assert(vu_fixture_region_written(&c.f, VFIO_PCI_BAR1_REGION_INDEX,
+                                       0x4100));
     vu_fixture_stop(&c.f);
 }
 
@@ -265,7 +250,6 @@ static void test_bar_no_fd(void)
 {
     VUTestServerConfig cfg;
     TestCtx c = { 0 };
-    g_autoptr(GArray) writes = NULL;
     QPCIBar bar1;
     uint32_t v;
 
@@ -277,8 +261,8 @@ static void test_bar_no_fd(void)
     g_assert_cmphex(qpci_io_readl(c.f.dev, bar1, 0x100), ==, 0x87654321);
     vu_test_server_bar1_read(c.f.srv, 0x100, &v, sizeof(v));
     g_assert_cmphex(v, ==, 0x87654321);
-    writes = vu_test_server_region_writes(c.f.srv);
-    g_assert(region_written(writes, VFIO_PCI_BAR1_REGION_INDEX, 0x100));
+    g_assert(vu_fixture_region_written(&c.f, VFIO_PCI_BAR1_REGION_INDEX,
+                                       0x100));
     vu_fixture_stop(&c.f);
 }
 
