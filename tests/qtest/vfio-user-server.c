@@ -34,6 +34,7 @@
 #define VU_MSG_TIMEOUT_MS       10000   /* to finish a message once begun */
 #define VU_DEF_DMA_TIMEOUT_MS   5000
 #define VU_MAX_RX_FDS           VFIO_USER_MAX_MAX_FDS
+#define VU_RX_BUF_SIZE          (8 * 1024)  /* a header and a page */
 #define VU_CFG_SIZE             256
 #define VU_JSON_MAX_DEPTH       16
 
@@ -102,6 +103,19 @@ struct VUTestServer {
     bool negotiated;
     uint16_t next_id;
     GQueue pending;             /* VUMsg: requests held during a DMA */
+    /*
+     * What was read ahead of the message being received: a message is
+     * read with one recvmsg() when it is there whole, as the raw peer
+     * the benchmarks compare us with reads it.  fds belong to the
+     * message that holds the last byte of the read they came with.
+     */
+    uint8_t rx_buf[VU_RX_BUF_SIZE];
+    size_t rx_head, rx_tail;
+    uint64_t rx_pos;            /* stream offset of rx_buf[rx_head] */
+    int rx_fds[VU_MAX_RX_FDS];  /* fds of a read, not yet claimed */
+    unsigned rx_nfds;
+    bool rx_fds_lost;
+    uint64_t rx_fds_at;         /* stream offset of that read's last byte */
     uint64_t client_max_xfer;
     unsigned client_max_fds;
     GMutex send_lock;
@@ -573,13 +587,30 @@ static int vu_wait_input(VUTestServer *s, int64_t deadline_us)
     }
 }
 
-static void vu_take_fds(VUMsg *msg, struct msghdr *mh)
+static void vu_drop_rx_fds(VUTestServer *s)
+{
+    for (unsigned i = 0; i < s->rx_nfds; i++) {
+        vu_close_fd(&s->rx_fds[i]);
+    }
+    s->rx_nfds = 0;
+    s->rx_fds_lost = false;
+}
+
+/* The fds of a read that brought @len bytes: replace unclaimed ones */
+static void vu_take_fds(VUTestServer *s, struct msghdr *mh, size_t len)
 {
     struct cmsghdr *cm;
+    bool any = mh->msg_flags & MSG_CTRUNC;
 
-    if (mh->msg_flags & MSG_CTRUNC) {
-        msg->fds_lost = true;
+    for (cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+        any |= cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS;
     }
+    if (!any) {
+        return;
+    }
+    vu_drop_rx_fds(s);
+    s->rx_fds_lost = mh->msg_flags & MSG_CTRUNC;
+    s->rx_fds_at = s->rx_pos + (s->rx_tail - s->rx_head) + len - 1;
     for (cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
         size_t i, n;
 
@@ -591,50 +622,117 @@ static void vu_take_fds(VUMsg *msg, struct msghdr *mh)
             int fd;
 
             memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-            if (msg->nfds < VU_MAX_RX_FDS) {
-                msg->fds[msg->nfds++] = fd;
+            if (s->rx_nfds < VU_MAX_RX_FDS) {
+                s->rx_fds[s->rx_nfds++] = fd;
             } else {
                 close(fd);
-                msg->fds_lost = true;
+                s->rx_fds_lost = true;
             }
         }
     }
 }
 
+/* Give @msg, which began at stream offset @start, the fds that are its */
+static void vu_claim_fds(VUTestServer *s, VUMsg *msg, uint64_t start)
+{
+    if (!s->rx_nfds && !s->rx_fds_lost) {
+        return;
+    }
+    if (s->rx_fds_at >= start + msg->hdr.size) {
+        return;                 /* a later message's */
+    }
+    if (s->rx_fds_at >= start) {
+        memcpy(msg->fds, s->rx_fds, s->rx_nfds * sizeof(int));
+        msg->nfds = s->rx_nfds;
+        msg->fds_lost = s->rx_fds_lost;
+        s->rx_nfds = 0;
+        s->rx_fds_lost = false;
+    }
+    vu_drop_rx_fds(s);          /* stale ones: nobody's */
+}
+
+static void vu_rx_reset(VUTestServer *s)
+{
+    vu_drop_rx_fds(s);
+    s->rx_head = s->rx_tail = 0;
+    s->rx_pos = 0;
+}
+
 /*
- * Read exactly @len bytes (into @buf, or discard them if it is NULL),
- * collecting fds into @msg.  Once a message has begun, the client gets
- * VU_MSG_TIMEOUT_MS for each further piece of it.
+ * One recvmsg() into @buf/@len (the receive buffer when @buf is NULL:
+ * whatever is there, after what is unread).  Returns what recvmsg()
+ * returns.
  */
-static bool vu_read_full(VUTestServer *s, void *buf, size_t len, VUMsg *msg)
+static ssize_t vu_recv_some(VUTestServer *s, void *buf, size_t len)
 {
     union {
         char buf[CMSG_SPACE(VU_MAX_RX_FDS * sizeof(int))];
         struct cmsghdr align;
     } control;
+    struct iovec iov;
+    struct msghdr mh = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control.buf,
+        .msg_controllen = sizeof(control.buf),
+    };
+    ssize_t r;
+
+    if (buf) {
+        iov = (struct iovec) { .iov_base = buf, .iov_len = len };
+    } else {
+        size_t have = s->rx_tail - s->rx_head;
+
+        memmove(s->rx_buf, s->rx_buf + s->rx_head, have);
+        s->rx_head = 0;
+        s->rx_tail = have;
+        iov = (struct iovec) {
+            .iov_base = s->rx_buf + have, .iov_len = sizeof(s->rx_buf) - have,
+        };
+    }
+    r = recvmsg(s->conn_fd, &mh, MSG_CMSG_CLOEXEC);
+    if (r > 0) {
+        vu_take_fds(s, &mh, r);
+        if (!buf) {
+            s->rx_tail += r;
+        }
+    }
+    return r;
+}
+
+/*
+ * Read exactly @len bytes (into @buf, or discard them if it is NULL):
+ * first what was read ahead, then from the socket, through the receive
+ * buffer unless what is left is big.  Once a message has begun, the
+ * client gets VU_MSG_TIMEOUT_MS for each further piece of it.
+ */
+static bool vu_read_full(VUTestServer *s, void *buf, size_t len)
+{
     uint8_t scratch[4096];
     size_t done = 0;
 
     while (done < len) {
-        struct iovec iov;
-        struct msghdr mh = {
-            .msg_iov = &iov,
-            .msg_iovlen = 1,
-            .msg_control = control.buf,
-            .msg_controllen = sizeof(control.buf),
-        };
+        size_t have = s->rx_tail - s->rx_head;
+        size_t want = len - done;
         ssize_t r;
 
-        if (buf) {
-            iov.iov_base = (uint8_t *)buf + done;
-            iov.iov_len = len - done;
+        if (have) {
+            r = MIN(have, want);
+            if (buf) {
+                memcpy((uint8_t *)buf + done, s->rx_buf + s->rx_head, r);
+            }
+            s->rx_head += r;
+        } else if (want <= sizeof(s->rx_buf) / 2) {
+            r = vu_recv_some(s, NULL, 0);
+            if (r > 0) {
+                continue;
+            }
         } else {
-            iov.iov_base = scratch;
-            iov.iov_len = MIN(len - done, sizeof(scratch));
+            r = vu_recv_some(s, buf ? (uint8_t *)buf + done : scratch,
+                             buf ? want : MIN(want, sizeof(scratch)));
         }
-        r = recvmsg(s->conn_fd, &mh, MSG_CMSG_CLOEXEC);
         if (r > 0) {
-            vu_take_fds(msg, &mh);
+            s->rx_pos += r;
             done += r;
         } else if (r == 0) {
             return false;
@@ -657,6 +755,18 @@ static bool vu_read_full(VUTestServer *s, void *buf, size_t len, VUMsg *msg)
     return true;
 }
 
+/* A whole message was read ahead: no need to wait for the socket. */
+static bool vu_msg_buffered(VUTestServer *s)
+{
+    VFIOUserHdr hdr;
+
+    if (s->rx_tail - s->rx_head < sizeof(hdr)) {
+        return false;
+    }
+    memcpy(&hdr, s->rx_buf + s->rx_head, sizeof(hdr));
+    return hdr.size < sizeof(hdr) || hdr.size <= s->rx_tail - s->rx_head;
+}
+
 /*
  * Receive one message, waiting for it until @deadline_us.  Returns 1 with
  * *@msgp set, 0 on timeout or wake-up, -1 if the connection is gone (then
@@ -665,15 +775,18 @@ static bool vu_read_full(VUTestServer *s, void *buf, size_t len, VUMsg *msg)
  */
 static int vu_recv_msg(VUTestServer *s, VUMsg **msgp, int64_t deadline_us)
 {
+    uint64_t start = s->rx_pos;
     VUMsg *msg;
     int r;
 
-    r = vu_wait_input(s, deadline_us);
-    if (r <= 0) {
-        return r;
+    if (!vu_msg_buffered(s)) {
+        r = vu_wait_input(s, deadline_us);
+        if (r <= 0) {
+            return r;
+        }
     }
     msg = g_new0(VUMsg, 1);
-    if (!vu_read_full(s, &msg->hdr, sizeof(msg->hdr), msg)) {
+    if (!vu_read_full(s, &msg->hdr, sizeof(msg->hdr))) {
         goto broken;
     }
     if (msg->hdr.size < sizeof(msg->hdr)) {
@@ -685,17 +798,18 @@ static int vu_recv_msg(VUTestServer *s, VUMsg **msgp, int64_t deadline_us)
     }
     msg->payload_size = msg->hdr.size - sizeof(msg->hdr);
     if (msg->hdr.size > VFIO_USER_MAX_MSG) {
-        if (!vu_read_full(s, NULL, msg->payload_size, msg)) {
+        if (!vu_read_full(s, NULL, msg->payload_size)) {
             goto broken;
         }
         msg->payload_size = 0;
         msg->bad = -E2BIG;
     } else if (msg->payload_size) {
         msg->payload = g_malloc(msg->payload_size);
-        if (!vu_read_full(s, msg->payload, msg->payload_size, msg)) {
+        if (!vu_read_full(s, msg->payload, msg->payload_size)) {
             goto broken;
         }
     }
+    vu_claim_fds(s, msg, start);
     *msgp = msg;
     return 1;
 
@@ -2226,6 +2340,7 @@ static void vu_accept(VUTestServer *s, bool may_accept)
         close(fd);
         return;
     }
+    vu_rx_reset(s);
     g_mutex_lock(&s->send_lock);
     s->conn_fd = fd;
     g_mutex_unlock(&s->send_lock);
@@ -2249,6 +2364,7 @@ static void vu_close_conn(VUTestServer *s)
     g_mutex_lock(&s->send_lock);
     vu_close_fd(&s->conn_fd);
     g_mutex_unlock(&s->send_lock);
+    vu_rx_reset(s);
     while ((msg = g_queue_pop_head(&s->pending))) {
         vu_msg_free(msg);
     }
