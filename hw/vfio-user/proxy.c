@@ -1059,7 +1059,8 @@ static bool proxy_parse_caps(VFIOUserProxy *proxy, const char *json,
                        &v, errp)) {
         return false;
     }
-    proxy->caps.max_msg_fds = v;
+    /* A server may take more than one sendmsg() of ours carries. */
+    proxy->caps.max_msg_fds = MIN(v, VFIO_USER_CLIENT_SEND_FDS);
 
     v = proxy->caps.max_data_xfer_size;
     if (!caps_get_uint(caps, "max_data_xfer_size", sizeof(uint64_t),

@@ -39,7 +39,7 @@ typedef bool (*VFIOUserRequestHandler)(void *opaque, VFIOUserProxy *proxy,
 
 /* Negotiated with the server in VFIO_USER_VERSION. */
 typedef struct VFIOUserPeerCaps {
-    uint32_t max_msg_fds;        /* fds the server accepts per message */
+    uint32_t max_msg_fds;        /* fds we send per message, at most */
     uint64_t max_data_xfer_size; /* largest REGION_READ/WRITE count */
     uint64_t pgsizes;            /* DMA page sizes the server supports */
     uint32_t max_dma_maps;       /* DMA_MAP regions the server accepts */
@@ -48,6 +48,9 @@ typedef struct VFIOUserPeerCaps {
 /* Our own limits, advertised in VFIO_USER_VERSION. */
 #define VFIO_USER_CLIENT_MAX_FDS        16
 #define VFIO_USER_CLIENT_MAX_XFER       (1 * MiB)
+
+/* The most fds one message of ours carries (QIOChannelSocket's limit). */
+#define VFIO_USER_CLIENT_SEND_FDS       16
 
 typedef struct VFIOUserReply {
     void *buf;          /* payload destination, may be NULL */

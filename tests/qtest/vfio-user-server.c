@@ -2451,6 +2451,9 @@ static void vu_irqs_init(VUTestServer *s)
 
         ix->count = i == VFIO_PCI_MSIX_IRQ_INDEX ? s->cfg.msix_vectors : 1;
         ix->info_flags = flags[i];
+        if (i == VFIO_PCI_MSIX_IRQ_INDEX && s->cfg.msix_noresize) {
+            ix->info_flags |= VFIO_IRQ_INFO_NORESIZE;
+        }
         ix->v = g_new0(VUIrq, MAX(ix->count, 1));
         for (j = 0; j < MAX(ix->count, 1); j++) {
             ix->v[j].trigger_fd = ix->v[j].mask_fd = ix->v[j].unmask_fd = -1;

@@ -115,6 +115,7 @@ typedef struct VUTestServerConfig {
     uint16_t vendor_id;
     uint16_t device_id;
     unsigned msix_vectors;      /* 0 (no MSI-X) .. VU_TEST_MSIX_MAX_VECTORS */
+    bool msix_noresize;         /* MSI-X says NORESIZE: all fds at once */
     bool bar1_fd;               /* pass BAR1's memfd, with a sparse cap */
     /*
      * Capabilities in the VERSION reply; 0 leaves one out, so that the

@@ -400,6 +400,55 @@ static void test_msix(void)
     vu_fixture_stop(&c.f);
 }
 
+/*
+ * Many MSI-X vectors and a server that takes many fds per message: every
+ * vector in use has its eventfd, however many SET_IRQS that takes, and
+ * the first and last ones reach the guest.  With NORESIZE, vfio-pci sets
+ * all vectors in use at once each time one more is used.
+ */
+static void check_msix_many(bool noresize)
+{
+    const unsigned nvec = 40;
+    VUTestServerConfig cfg;
+    TestCtx c = { 0 };
+
+    vu_test_server_config_init(&cfg);
+    cfg.msix_vectors = nvec;
+    cfg.msix_noresize = noresize;
+    cfg.max_msg_fds = 64;
+    ctx_start(&c, &cfg, NULL, NULL);
+    qpci_msix_enable(c.f.dev);
+    for (unsigned v = 0; v < nvec; v++) {
+        uint64_t entry = c.f.dev->msix_table_off + v * PCI_MSIX_ENTRY_SIZE;
+
+        qpci_io_writel(c.f.dev, c.f.dev->msix_table_bar,
+                       entry + PCI_MSIX_ENTRY_LOWER_ADDR, GUEST_MSI + 4 * v);
+        qpci_io_writel(c.f.dev, c.f.dev->msix_table_bar,
+                       entry + PCI_MSIX_ENTRY_UPPER_ADDR, 0);
+        qpci_io_writel(c.f.dev, c.f.dev->msix_table_bar,
+                       entry + PCI_MSIX_ENTRY_DATA, 0x1000 + v);
+        qpci_io_writel(c.f.dev, c.f.dev->msix_table_bar,
+                       entry + PCI_MSIX_ENTRY_VECTOR_CTRL, 0);
+        qtest_writel(c.f.qts, GUEST_MSI + 4 * v, 0);
+    }
+    for (unsigned v = 0; v < nvec; v += nvec - 1) {
+        vu_fixture_bar0_writel(&c.f, VU_TEST_REG_IRQ_RAISE, v);
+        g_assert(wait_guest_u32(c.f.qts, GUEST_MSI + 4 * v, 0x1000 + v));
+    }
+    qpci_msix_disable(c.f.dev);
+    vu_fixture_stop(&c.f);
+}
+
+static void test_msix_many(void)
+{
+    check_msix_many(false);
+}
+
+static void test_msix_many_noresize(void)
+{
+    check_msix_many(true);
+}
+
 static bool wait_irq(QTestState *qts, int irq, bool level)
 {
     for (int i = 0; i < WAIT_MS; i++) {
@@ -620,6 +669,9 @@ int main(int argc, char **argv)
     qtest_add_func("/vfio-user/dma/plain-ram", test_dma_plain_ram);
     qtest_add_func("/vfio-user/dma/secure", test_dma_secure);
     qtest_add_func("/vfio-user/irq/msix", test_msix);
+    qtest_add_func("/vfio-user/irq/msix-many", test_msix_many);
+    qtest_add_func("/vfio-user/irq/msix-many-noresize",
+                   test_msix_many_noresize);
     qtest_add_func("/vfio-user/irq/intx", test_intx);
     qtest_add_func("/vfio-user/reset", test_reset);
     qtest_add_func("/vfio-user/hotplug-unplug", test_hotplug_unplug);
