@@ -27,8 +27,9 @@
  *   with DMA_MAP.
  * - DMA_MAP/UNMAP churn: toggling the i440FX PAM registers remaps RAM
  *   below 1 MiB; the client sends DMA_UNMAP/DMA_MAP for each change, and
- *   the server timestamps them.  Each toggle is a burst; the rate is ops
- *   within bursts (first to last arrival), so qtest is not in it.
+ *   the server timestamps them.  Each PAM register write is a burst; the
+ *   rate is ops within bursts (first to last arrival), so qtest is not
+ *   in it.
  *
  * Usage: vfio-user-bench [--quick] [--csv FILE] [--plot-data FILE]
  * QTEST_QEMU_BINARY must point to qemu-system-x86_64.  BENCH_QUICK=1 is
@@ -888,18 +889,20 @@ static void bench_churn(Ctx *c)
         raw_rpc(msg, sizeof(VFIOUserHdr), toggles * 4, raw);
         lim = median(raw, toggles * 4);
         for (unsigned k = 0; k < toggles; k++) {
-            unsigned first;
-
-            first = qatomic_load_acquire(&B.nev);
-            B.record = true;
-            /* 0xc0000-0xfffff: RAM read/write, then back to the default */
+            /*
+             * 0xc0000-0xfffff: RAM read/write, then back to the default.
+             * Each register write is one burst: the client sends its
+             * maps and unmaps before qtest's write returns, and the gaps
+             * are timed within it, so the qtest round trips between the
+             * writes are not in the rate.
+             */
             for (unsigned reg = 0x5a; reg <= 0x5f; reg++) {
-                qpci_config_writeb(host, reg, (k & 1) ? 0x00 : 0x33);
-            }
-            B.record = false;
-            {
-                unsigned last = qatomic_load_acquire(&B.nev);
+                unsigned first = qatomic_load_acquire(&B.nev), last;
 
+                B.record = true;
+                qpci_config_writeb(host, reg, (k & 1) ? 0x00 : 0x33);
+                B.record = false;
+                last = qatomic_load_acquire(&B.nev);
                 if (last - first >= 2) {
                     busy += B.ev[last - 1].t - B.ev[first].t;
                     ops += last - first - 1;
