@@ -315,33 +315,28 @@ static size_t proxy_buffered(VFIOUserProxy *proxy)
 }
 
 /*
- * Read what the socket has (at least one byte) into the receive buffer,
- * after what is still unread there.  The caller holds the read token.
- * Returns 0, or what proxy_read() returns.
+ * Read what the socket has, at least one byte and at most @max, into the
+ * empty receive buffer.  The caller holds the read token.  Returns 0, or
+ * what proxy_read() returns.
  *
  * fds ride with bytes: the kernel ends a read right after the bytes that
  * carried fds, and a sender's fds come with the first bytes of its
  * message, so fds belong to the message that holds the last byte of the
  * read that brought them (proxy_claim_fds()).
  */
-static int proxy_fill(VFIOUserProxy *proxy)
+static int proxy_fill(VFIOUserProxy *proxy, size_t max)
 {
-    size_t have = proxy_buffered(proxy);
-    struct iovec iov;
+    struct iovec iov = {
+        .iov_base = proxy->rbuf,
+        .iov_len = MIN(max, VFIO_USER_RBUF_SIZE),
+    };
     int *fds = NULL;
     size_t nfds = 0;
     Error *err = NULL;
     ssize_t n;
 
-    if (proxy->rbuf_head > 0) {
-        memmove(proxy->rbuf, proxy->rbuf + proxy->rbuf_head, have);
-        proxy->rbuf_head = 0;
-        proxy->rbuf_tail = have;
-    }
-    iov = (struct iovec) {
-        .iov_base = proxy->rbuf + have,
-        .iov_len = VFIO_USER_RBUF_SIZE - have,
-    };
+    assert(proxy_buffered(proxy) == 0);
+    proxy->rbuf_head = proxy->rbuf_tail = 0;
     n = qio_channel_readv_full(proxy->ioc, &iov, 1, &fds, &nfds, 0, &err);
     if (n == QIO_CHANNEL_ERR_BLOCK) {
         return -EAGAIN;
@@ -356,12 +351,12 @@ static int proxy_fill(VFIOUserProxy *proxy)
         g_free(proxy->rx_fds);
         proxy->rx_fds = fds;
         proxy->rx_nfds = nfds;
-        proxy->rx_fds_at = proxy->rx_pos + have + n - 1;
+        proxy->rx_fds_at = proxy->rx_pos + n - 1;
     }
     if (n == 0) {
         return -ECONNRESET;
     }
-    proxy->rbuf_tail += n;
+    proxy->rbuf_tail = n;
     return 0;
 }
 
@@ -411,7 +406,13 @@ static int proxy_read(VFIOUserProxy *proxy, const struct iovec *iov_in,
             }
             n = r;
         } else {
-            int ret = proxy_fill(proxy);
+            /*
+             * Unclaimed fds belong to the message being read (its header
+             * came in pieces): read no further than it, or the next
+             * message's fds would replace them.
+             */
+            int ret = proxy_fill(proxy, proxy->rx_nfds ? left :
+                                        VFIO_USER_RBUF_SIZE);
 
             if (ret == -EAGAIN && started) {
                 return -ETIMEDOUT;
@@ -717,7 +718,8 @@ static bool proxy_read_with_token(VFIOUserProxy *proxy, int timeout_ms)
         proxy_poll(proxy, timeout_ms)) {
         do {
             ok = proxy_read_message(proxy);
-        } while (ok && proxy_message_buffered(proxy));
+        } while (ok && !qatomic_read(&proxy->dead) &&
+                 proxy_message_buffered(proxy));
     }
     qemu_mutex_lock(&proxy->lock);
     proxy->reading = false;
