@@ -315,29 +315,17 @@ static size_t proxy_buffered(VFIOUserProxy *proxy)
 }
 
 /*
- * Read what the socket has, at least one byte and at most @max, into the
- * empty receive buffer.  The caller holds the read token.  Returns 0, or
- * what proxy_read() returns.
- *
- * fds ride with bytes: the kernel ends a read right after the bytes that
- * carried fds, and a sender's fds come with the first bytes of its
- * message, so fds belong to the message that holds the last byte of the
- * read that brought them (proxy_claim_fds()).
+ * One read from the socket into @iov, with the fds that came with it if
+ * @fds is given.  Returns the bytes read, -EAGAIN when nothing came within
+ * the timeout (SO_RCVTIMEO), -ECONNRESET at the end of the stream, -EIO.
  */
-static int proxy_fill(VFIOUserProxy *proxy, size_t max)
+static ssize_t proxy_recv(VFIOUserProxy *proxy, struct iovec *iov,
+                          unsigned int niov, int **fds, size_t *nfds)
 {
-    struct iovec iov = {
-        .iov_base = proxy->rbuf,
-        .iov_len = MIN(max, VFIO_USER_RBUF_SIZE),
-    };
-    int *fds = NULL;
-    size_t nfds = 0;
     Error *err = NULL;
-    ssize_t n;
+    ssize_t n = qio_channel_readv_full(proxy->ioc, iov, niov, fds, nfds, 0,
+                                       &err);
 
-    assert(proxy_buffered(proxy) == 0);
-    proxy->rbuf_head = proxy->rbuf_tail = 0;
-    n = qio_channel_readv_full(proxy->ioc, &iov, 1, &fds, &nfds, 0, &err);
     if (n == QIO_CHANNEL_ERR_BLOCK) {
         return -EAGAIN;
     }
@@ -345,19 +333,44 @@ static int proxy_fill(VFIOUserProxy *proxy, size_t max)
         error_free(err);
         return -EIO;
     }
+    return n ? n : -ECONNRESET;
+}
+
+/*
+ * Read what the socket has, at least one byte and at most @max, into the
+ * empty receive buffer.  The caller holds the read token.  Returns what
+ * proxy_recv() returns.
+ *
+ * fds ride with bytes: the kernel ends a read right after the bytes that
+ * carried fds, and a sender's fds come with the first bytes of its
+ * message, so fds belong to the message that holds the last byte of the
+ * read that brought them (proxy_claim_fds()).
+ */
+static ssize_t proxy_fill(VFIOUserProxy *proxy, size_t max)
+{
+    struct iovec iov = {
+        .iov_base = proxy->rbuf,
+        .iov_len = MIN(max, VFIO_USER_RBUF_SIZE),
+    };
+    int *fds = NULL;
+    size_t nfds = 0;
+    ssize_t n;
+
+    assert(proxy_buffered(proxy) == 0);
+    proxy->rbuf_head = proxy->rbuf_tail = 0;
+    n = proxy_recv(proxy, &iov, 1, &fds, &nfds);
+    if (n > 0) {
+        proxy->rbuf_tail = n;
+    }
     if (nfds) {
         /* Fds nobody claimed (the server sent them with no message). */
         proxy_close_fds(proxy->rx_fds, proxy->rx_nfds);
         g_free(proxy->rx_fds);
         proxy->rx_fds = fds;
         proxy->rx_nfds = nfds;
-        proxy->rx_fds_at = proxy->rx_pos + n - 1;
+        proxy->rx_fds_at = proxy->rx_pos + proxy->rbuf_tail - 1;
     }
-    if (n == 0) {
-        return -ECONNRESET;
-    }
-    proxy->rbuf_tail = n;
-    return 0;
+    return n;
 }
 
 /*
@@ -383,7 +396,7 @@ static int proxy_read(VFIOUserProxy *proxy, const struct iovec *iov_in,
     memcpy(iov, iov_in, niov * sizeof(*iov));
     while (left > 0) {
         size_t have = proxy_buffered(proxy);
-        size_t n;
+        ssize_t n;
 
         if (have) {
             n = iov_from_buf(iov, niov, 0, proxy->rbuf + proxy->rbuf_head,
@@ -391,36 +404,24 @@ static int proxy_read(VFIOUserProxy *proxy, const struct iovec *iov_in,
             proxy->rbuf_head += n;
         } else if (left > VFIO_USER_RBUF_SIZE / 2) {
             /* Big: straight into place (fds here are dropped). */
-            Error *err = NULL;
-            ssize_t r = qio_channel_readv(proxy->ioc, iov, niov, &err);
-
-            if (r == QIO_CHANNEL_ERR_BLOCK) {
-                return started ? -ETIMEDOUT : -EAGAIN;
-            }
-            if (r < 0) {
-                error_free(err);
-                return -EIO;
-            }
-            if (r == 0) {
-                return -ECONNRESET;
-            }
-            n = r;
+            n = proxy_recv(proxy, iov, niov, NULL, NULL);
         } else {
             /*
              * Unclaimed fds belong to the message being read (its header
              * came in pieces): read no further than it, or the next
              * message's fds would replace them.
              */
-            int ret = proxy_fill(proxy, proxy->rx_nfds ? left :
-                                        VFIO_USER_RBUF_SIZE);
-
-            if (ret == -EAGAIN && started) {
-                return -ETIMEDOUT;
+            n = proxy_fill(proxy, proxy->rx_nfds ? left :
+                                  VFIO_USER_RBUF_SIZE);
+            if (n > 0) {
+                continue;
             }
-            if (ret < 0) {
-                return ret;
-            }
-            continue;
+        }
+        if (n == -EAGAIN && started) {
+            return -ETIMEDOUT;
+        }
+        if (n < 0) {
+            return n;
         }
         proxy->rx_pos += n;
         left -= n;
