@@ -610,7 +610,7 @@ static void vu_take_fds(VUTestServer *s, struct msghdr *mh, size_t len)
     }
     vu_drop_rx_fds(s);
     s->rx_fds_lost = mh->msg_flags & MSG_CTRUNC;
-    s->rx_fds_at = s->rx_pos + (s->rx_tail - s->rx_head) + len - 1;
+    s->rx_fds_at = s->rx_pos + len - 1;     /* reads start at rx_pos */
     for (cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
         size_t i, n;
 
@@ -659,9 +659,8 @@ static void vu_rx_reset(VUTestServer *s)
 }
 
 /*
- * One recvmsg() into @buf/@len (the receive buffer when @buf is NULL:
- * whatever is there, after what is unread).  Returns what recvmsg()
- * returns.
+ * One recvmsg() of at most @len bytes into @buf, or into the empty
+ * receive buffer when @buf is NULL.  Returns what recvmsg() returns.
  */
 static ssize_t vu_recv_some(VUTestServer *s, void *buf, size_t len)
 {
@@ -681,20 +680,17 @@ static ssize_t vu_recv_some(VUTestServer *s, void *buf, size_t len)
     if (buf) {
         iov = (struct iovec) { .iov_base = buf, .iov_len = len };
     } else {
-        size_t have = s->rx_tail - s->rx_head;
-
-        memmove(s->rx_buf, s->rx_buf + s->rx_head, have);
-        s->rx_head = 0;
-        s->rx_tail = have;
+        g_assert(s->rx_head == s->rx_tail);
+        s->rx_head = s->rx_tail = 0;
         iov = (struct iovec) {
-            .iov_base = s->rx_buf + have, .iov_len = sizeof(s->rx_buf) - have,
+            .iov_base = s->rx_buf, .iov_len = MIN(len, sizeof(s->rx_buf)),
         };
     }
     r = recvmsg(s->conn_fd, &mh, MSG_CMSG_CLOEXEC);
     if (r > 0) {
         vu_take_fds(s, &mh, r);
         if (!buf) {
-            s->rx_tail += r;
+            s->rx_tail = r;
         }
     }
     return r;
@@ -723,7 +719,13 @@ static bool vu_read_full(VUTestServer *s, void *buf, size_t len)
             }
             s->rx_head += r;
         } else if (want <= sizeof(s->rx_buf) / 2) {
-            r = vu_recv_some(s, NULL, 0);
+            /*
+             * While fds wait for their message (its header came in
+             * pieces), read no further than it: the next message's fds
+             * would replace them.
+             */
+            r = vu_recv_some(s, NULL, s->rx_nfds || s->rx_fds_lost ?
+                                      want : sizeof(s->rx_buf));
             if (r > 0) {
                 continue;
             }
