@@ -36,7 +36,8 @@
  * --quick; for profiling, BENCH_ONLY=guest,dma,memfd runs only those
  * parts and BENCH_ROUNDS, BENCH_GUEST_{ROUNDS,READS,WRITES,IRQS}
  * override the counts; BENCH_DMA_SIZE=bytes, BENCH_DMA_DIR=read|write
- * restrict the DMA part.
+ * restrict the DMA part; BENCH_DEVICE_OPTS=",prop=value,..." is appended
+ * to every -device vfio-user-pci (e.g. ",x-poll-max-ns=0").
  */
 
 #include "qemu/osdep.h"
@@ -72,6 +73,7 @@ typedef struct Params {
     bool quick;
     unsigned rounds;            /* repetitions of every measurement */
     unsigned rt_iters;          /* raw round trips per round */
+    const char *dev_opts;       /* appended to -device vfio-user-pci */
     unsigned oneway_msgs;
     unsigned dma_bytes;         /* per round and size, roughly */
     unsigned guest_reads;       /* per guest round */
@@ -651,9 +653,10 @@ static void ctx_start(Ctx *c, const char *qemu_extra, const char *dev_extra,
     g_assert(B.srv);
     c->qts = qtest_initf("-machine pc -m %d %s "
                          "-device vfio-user-pci,id=vu0,addr=%d.0,"
-                         "socket.type=unix,socket.path=%s%s",
+                         "socket.type=unix,socket.path=%s%s%s",
                          RAM_MB, qemu_extra ? qemu_extra : "", SLOT,
-                         c->sock, dev_extra ? dev_extra : "");
+                         c->sock, dev_extra ? dev_extra : "",
+                         P.dev_opts);
     if (libqos) {
         c->bus = qpci_new_pc(c->qts, NULL);
         c->dev = qpci_device_find(c->bus, DEVFN);
@@ -1301,6 +1304,7 @@ int main(int argc, char **argv)
     env_uint("BENCH_GUEST_WRITES", &P.guest_writes);
     env_uint("BENCH_GUEST_IRQS", &P.guest_irqs);
     env_uint("BENCH_ROUNDS", &P.rounds);
+    P.dev_opts = getenv("BENCH_DEVICE_OPTS") ?: "";
     P.rounds = MIN(MAX(P.rounds, 1), MAX_ROUNDS);
     P.guest_rounds = MIN(MAX(P.guest_rounds, 1), MAX_ROUNDS);
     if (!getenv("QTEST_QEMU_BINARY")) {
@@ -1320,6 +1324,9 @@ int main(int argc, char **argv)
     printf("# vfio-user-pci benchmarks (%s): %u rounds; figures are medians "
            "over rounds, [min..max] the spread, ratio the median of "
            "per-round figure/limit\n", P.quick ? "quick" : "full", P.rounds);
+    if (*P.dev_opts) {
+        printf("# -device vfio-user-pci,...%s\n", P.dev_opts);
+    }
     if (want("guest")) {
         bench_guest();
     }

@@ -14,6 +14,7 @@
 #include "qapi/qapi-visit-sockets.h"
 #include "qapi/visitor.h"
 #include "qemu/error-report.h"
+#include "qemu/timer.h"
 #include "qemu/units.h"
 #include "migration/blocker.h"
 #include "qapi/qapi-events-vfio.h"
@@ -27,6 +28,11 @@
 OBJECT_DECLARE_SIMPLE_TYPE(VFIOUserPCIDevice, VFIO_USER_PCI)
 
 #define VFIO_USER_DEFAULT_TIMEOUT_MS    5000
+/*
+ * An iothread's default poll-max-ns: longer than a local server's round
+ * trip, short next to what sleeping and being woken costs a vCPU.
+ */
+#define VFIO_USER_DEFAULT_POLL_MAX_NS   32768
 
 struct VFIOUserPCIDevice {
     VFIOPCIDevice parent_obj;
@@ -37,6 +43,7 @@ struct VFIOUserPCIDevice {
     char *flat_path;
     char *flat_fd;
     uint32_t timeout_ms;
+    uint32_t poll_max_ns;
     bool post_writes;
     bool secure_dma;
 
@@ -190,6 +197,12 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
                    "1 ms");
         return;
     }
+    if (udev->poll_max_ns >= (uint64_t)udev->timeout_ms * SCALE_MS) {
+        /* A wait is bounded by the timeout, polling included. */
+        error_setg(errp, "vfio-user-pci: x-poll-max-ns must be shorter "
+                   "than x-msg-timeout");
+        return;
+    }
 
     /* vfio-pci-base's instance_init did vfio_device_init(). */
     vbasedev->name = id ? g_strdup_printf("vfio-user-pci '%s'", id) :
@@ -204,6 +217,7 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
     if (!udev->udev.proxy) {
         goto error;
     }
+    vfio_user_set_poll_max_ns(udev->udev.proxy, udev->poll_max_ns);
     vfio_user_set_death_notifier(udev->udev.proxy,
                                  vfio_user_pci_server_died, udev);
     if (!vfio_user_negotiate(udev->udev.proxy, errp)) {
@@ -338,6 +352,8 @@ static const Property vfio_user_pci_properties[] = {
      * pipelined behind a posted write that triggers DMA by message
      * breaks their stream, although the spec allows it.
      */
+    DEFINE_PROP_UINT32("x-poll-max-ns", VFIOUserPCIDevice, poll_max_ns,
+                       VFIO_USER_DEFAULT_POLL_MAX_NS),
     DEFINE_PROP_BOOL("x-post-writes", VFIOUserPCIDevice, post_writes, false),
     DEFINE_PROP_BOOL("secure-dma", VFIOUserPCIDevice, secure_dma, false),
 };
@@ -361,6 +377,9 @@ static void vfio_user_pci_class_init(ObjectClass *klass, void *data)
         "access with DMA_READ/DMA_WRITE, which the client checks");
     object_class_property_set_description(klass, "x-msg-timeout",
         "how long to wait for a reply from the server, in ms");
+    object_class_property_set_description(klass, "x-poll-max-ns",
+        "how long a vCPU waiting for a reply may busy-poll the socket "
+        "before it sleeps, in ns (adaptive up to this; 0: never)");
     object_class_property_set_description(klass, "x-post-writes",
         "send BAR writes without waiting for their reply (only for "
         "servers that accept requests while they wait for a DMA reply)");

@@ -20,7 +20,10 @@
  * between BAR accesses.  It does not even wake up for what a waiter
  * reads: it watches the socket through an epoll set, from which the
  * first waiter takes the socket out and the last one puts it back
- * (level-triggered: what is left unread wakes it then).
+ * (level-triggered: what is left unread wakes it then).  Before a waiter
+ * sleeps in its read it busy-polls the socket for a window that adapts
+ * to how soon replies come (proxy_adapt_poll()): being woken up costs
+ * more than the rest of a BAR read.
  *
  * A reader reads through a small receive buffer: one recvmsg() brings a
  * message's header together with whatever follows it that has arrived,
@@ -59,6 +62,7 @@
 #include "qemu/error-report.h"
 #include "qemu/iov.h"
 #include "qemu/main-loop.h"
+#include "qemu/timer.h"
 #include "qemu/units.h"
 #include "qobject/qdict.h"
 #include "qobject/qjson.h"
@@ -74,6 +78,9 @@
  */
 #define VFIO_USER_MAX_RECV_MSG  VFIO_USER_MAX_MSG
 #define VFIO_USER_VERSION_MAX   4096
+
+/* Where a busy-poll window starts growing from (see proxy_adapt_poll()) */
+#define VFIO_USER_POLL_START_NS 4000
 
 /* Holds a header and a page of payload: a 4 KiB DMA_WRITE in one read. */
 #define VFIO_USER_RBUF_SIZE     (8 * KiB)
@@ -115,6 +122,10 @@ struct VFIOUserProxy {
     int *rx_fds;        /* fds of a read, not yet claimed by a message */
     size_t rx_nfds;
     uint64_t rx_fds_at; /* stream offset of that read's last byte */
+
+    /* Busy-polling before a waiter sleeps, the token holder's */
+    uint32_t poll_max_ns;
+    uint32_t poll_ns;   /* the current window, 0 to poll_max_ns */
 
     QemuThread recv_thread;
     bool recv_running;
@@ -702,25 +713,80 @@ static bool proxy_poll(VFIOUserProxy *proxy, int timeout_ms)
 }
 
 /*
+ * Busy-wait for data, from @start for the current window, before a read
+ * that would sleep.  A reader that sleeps pays for being woken up (on a
+ * busy host, or in a VM, that is most of what a BAR read costs beyond
+ * the server's own work); one that is still running when the reply comes
+ * does not.  True when data came.
+ */
+static bool proxy_busy_poll(VFIOUserProxy *proxy, int64_t start)
+{
+    struct pollfd pfd = { .fd = proxy->fd, .events = POLLIN };
+    int64_t end = start + proxy->poll_ns;
+
+    do {
+        /* An error or a hang-up is found by the read that follows. */
+        if (poll(&pfd, 1, 0) != 0) {
+            return true;
+        }
+    } while (get_clock() < end);
+    return false;
+}
+
+/*
+ * After a read that slept, @waited ns after the busy-poll began: grow the
+ * window while data comes soon after it ends, close it when data comes
+ * later than poll_max_ns (a slow server, or one that had nothing to say),
+ * where polling would only burn the CPU.
+ */
+static void proxy_adapt_poll(VFIOUserProxy *proxy, int64_t waited)
+{
+    uint32_t old = proxy->poll_ns;
+
+    if (waited > proxy->poll_max_ns) {
+        proxy->poll_ns = 0;
+    } else {
+        proxy->poll_ns = MIN(MAX(old * 2, VFIO_USER_POLL_START_NS),
+                             proxy->poll_max_ns);
+    }
+    if (proxy->poll_ns != old) {
+        trace_vfio_user_poll_window(proxy->name, waited, proxy->poll_ns);
+    }
+}
+
+/*
  * Holding the read token (taken under proxy->lock, which is dropped and
  * retaken here): read one message if one arrives within @timeout_ms, and
  * any others it brought whole into the receive buffer, then hand the
  * token back.  Returns false when the connection is dead.
  * A wait as long as the message timeout is the socket's own receive
- * timeout: then the read itself waits, one system call instead of two.
+ * timeout: then the read itself waits, one system call instead of two,
+ * after a busy-poll if one is allowed.
  */
 static bool proxy_read_with_token(VFIOUserProxy *proxy, int timeout_ms)
 {
     bool ok = true;
+    int64_t poll_start = 0;     /* a busy-poll failed: the read sleeps */
 
     proxy->reading = true;
     qemu_mutex_unlock(&proxy->lock);
+    if (timeout_ms >= proxy->timeout_ms && proxy->poll_max_ns &&
+        !proxy_message_buffered(proxy)) {
+        poll_start = get_clock();
+        if (proxy_busy_poll(proxy, poll_start)) {
+            poll_start = 0;
+        }
+    }
     if (proxy_message_buffered(proxy) || timeout_ms >= proxy->timeout_ms ||
         proxy_poll(proxy, timeout_ms)) {
-        do {
+        ok = proxy_read_message(proxy);
+        if (poll_start) {
+            proxy_adapt_poll(proxy, get_clock() - poll_start);
+        }
+        while (ok && !qatomic_read(&proxy->dead) &&
+               proxy_message_buffered(proxy)) {
             ok = proxy_read_message(proxy);
-        } while (ok && !qatomic_read(&proxy->dead) &&
-                 proxy_message_buffered(proxy));
+        }
     }
     qemu_mutex_lock(&proxy->lock);
     proxy->reading = false;
@@ -998,6 +1064,13 @@ const VFIOUserPeerCaps *vfio_user_peer_caps(VFIOUserProxy *proxy)
 const char *vfio_user_name(VFIOUserProxy *proxy)
 {
     return proxy->name;
+}
+
+void vfio_user_set_poll_max_ns(VFIOUserProxy *proxy, uint32_t ns)
+{
+    /* Only waiters use the window, and there are none yet. */
+    proxy->poll_max_ns = ns;
+    proxy->poll_ns = 0;
 }
 
 bool vfio_user_is_dead(VFIOUserProxy *proxy)

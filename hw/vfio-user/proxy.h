@@ -82,6 +82,11 @@ void vfio_user_disconnect(VFIOUserProxy *proxy);
 
 const VFIOUserPeerCaps *vfio_user_peer_caps(VFIOUserProxy *proxy);
 const char *vfio_user_name(VFIOUserProxy *proxy);
+/*
+ * Let a thread that waits for a reply busy-poll the socket for up to @ns
+ * before it sleeps (0: never).  Call before the first request.
+ */
+void vfio_user_set_poll_max_ns(VFIOUserProxy *proxy, uint32_t ns);
 bool vfio_user_is_dead(VFIOUserProxy *proxy);
 uint32_t vfio_user_timeout_ms(VFIOUserProxy *proxy);
 

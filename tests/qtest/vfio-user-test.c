@@ -14,6 +14,7 @@
 #include "libqos/pci.h"
 #include "libqos/pci-pc.h"
 #include "qobject/qdict.h"
+#include "qobject/qjson.h"
 #include "hw/pci/pci_regs.h"
 #include "vfio-user-server.h"
 #include "vfio-user-fixture.h"
@@ -167,14 +168,16 @@ static void test_config_space(void)
     vu_fixture_stop(&c.f);
 }
 
-static void check_bar0_by_message(bool posted)
+static void check_bar0_by_message(bool posted, const char *dev_extra)
 {
     TestCtx c = { 0 };
     g_autoptr(GArray) writes = NULL;
+    g_autofree char *opts = g_strdup_printf(",x-post-writes=%s%s",
+                                            posted ? "on" : "off",
+                                            dev_extra ? dev_extra : "");
     bool found = false;
 
-    ctx_start(&c, NULL, NULL, posted ? ",x-post-writes=on" :
-                                       ",x-post-writes=off");
+    ctx_start(&c, NULL, NULL, opts);
     g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
                     VU_TEST_ID_MAGIC);
     vu_fixture_bar0_writel(&c.f, VU_TEST_REG_SCRATCH, 0xdeadbeef);
@@ -201,12 +204,18 @@ static void check_bar0_by_message(bool posted)
 
 static void test_bar_message_posted(void)
 {
-    check_bar0_by_message(true);
+    check_bar0_by_message(true, NULL);
 }
 
 static void test_bar_message_nonposted(void)
 {
-    check_bar0_by_message(false);
+    check_bar0_by_message(false, NULL);
+}
+
+/* With busy-polling off, a waiting vCPU sleeps at once: same results. */
+static void test_bar_message_no_busy_poll(void)
+{
+    check_bar0_by_message(false, ",x-poll-max-ns=0");
 }
 
 /* BAR1's sparse areas are mmapped: accesses there send no message. */
@@ -631,7 +640,8 @@ static void test_missing_socket(void)
 }
 
 /* x-msg-timeout=0 is refused: it would mean no timeout on the socket. */
-static void test_zero_timeout(void)
+/* device_add with @props (JSON, taken) fails, and the error names @culprit */
+static void check_realize_refused(QDict *props, const char *culprit)
 {
     TestCtx c = { 0 };
     QDict *resp;
@@ -639,15 +649,31 @@ static void test_zero_timeout(void)
 
     vu_fixture_server(&c.f, "vfio-user-test", NULL);
     c.f.qts = qtest_initf("-machine pc -m %d", RAM_MB);
-    resp = qtest_qmp(c.f.qts, "{'execute': 'device_add', 'arguments': {"
-                     "'driver': 'vfio-user-pci', 'id': 'vu0',"
-                     "'x-msg-timeout': 0,"
-                     "'socket': {'type': 'unix', 'path': %s}}}", c.f.sock);
+    qdict_put_str(props, "driver", "vfio-user-pci");
+    qdict_put_str(props, "id", "vu0");
+    qdict_put(props, "socket", qdict_from_jsonf_nofail(
+                  "{'type': 'unix', 'path': %s}", c.f.sock));
+    resp = qtest_qmp(c.f.qts, "{'execute': 'device_add', 'arguments': %p}",
+                     props);
     g_assert(qdict_haskey(resp, "error"));
     desc = qdict_get_str(qdict_get_qdict(resp, "error"), "desc");
-    g_assert(strstr(desc, "x-msg-timeout"));
+    g_assert(strstr(desc, culprit));
     qobject_unref(resp);
     vu_fixture_stop(&c.f);
+}
+
+static void test_zero_timeout(void)
+{
+    check_realize_refused(qdict_from_jsonf_nofail("{'x-msg-timeout': 0}"),
+                          "x-msg-timeout");
+}
+
+/* Busy-polling for the whole timeout would wait past it. */
+static void test_poll_past_timeout(void)
+{
+    check_realize_refused(qdict_from_jsonf_nofail(
+                              "{'x-msg-timeout': 1, 'x-poll-max-ns': 1000000}"),
+                          "x-poll-max-ns");
 }
 
 int main(int argc, char **argv)
@@ -655,6 +681,8 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     qtest_add_func("/vfio-user/realize/missing-socket", test_missing_socket);
     qtest_add_func("/vfio-user/realize/zero-timeout", test_zero_timeout);
+    qtest_add_func("/vfio-user/realize/poll-past-timeout",
+                   test_poll_past_timeout);
     qtest_add_func("/vfio-user/enumerate", test_enumerate);
     qtest_add_func("/vfio-user/id-override", test_id_override);
     qtest_add_func("/vfio-user/json-device", test_json_device);
@@ -663,6 +691,8 @@ int main(int argc, char **argv)
     qtest_add_func("/vfio-user/bar/message-posted", test_bar_message_posted);
     qtest_add_func("/vfio-user/bar/message-nonposted",
                    test_bar_message_nonposted);
+    qtest_add_func("/vfio-user/bar/message-no-busy-poll",
+                   test_bar_message_no_busy_poll);
     qtest_add_func("/vfio-user/bar/mmap", test_bar_mmap);
     qtest_add_func("/vfio-user/bar/no-region-fd", test_bar_no_fd);
     qtest_add_func("/vfio-user/dma/memfd", test_dma_memfd);
