@@ -27,6 +27,7 @@
 #include "qemu/atomic.h"
 #include "qemu/bswap.h"
 #include "qemu/memfd.h"
+#include "qemu/units.h"
 #include "hw/pci/pci_regs.h"
 #include "vfio-user-server.h"
 #include "vfio-user-fixture.h"
@@ -215,11 +216,18 @@ static void put_read_reply(GByteArray *out, const VUTestMsg *msg,
 }
 
 /* Send @out with h->fds, now; the hook then has nothing more to send. */
+static void send_with_fds_from(Hostile *h, VUTestServer *s, GByteArray *out,
+                               unsigned first)
+{
+    g_assert_cmpint(vu_test_server_send_raw(s, out->data, out->len,
+                                            h->fds + first, h->nfds - first),
+                    ==, 0);
+    g_byte_array_set_size(out, 0);
+}
+
 static void send_with_fds(Hostile *h, VUTestServer *s, GByteArray *out)
 {
-    g_assert_cmpint(vu_test_server_send_raw(s, out->data, out->len, h->fds,
-                                            h->nfds), ==, 0);
-    g_byte_array_set_size(out, 0);
+    send_with_fds_from(h, s, out, 0);
 }
 
 /* The canned reply, with whatever header fields the test chose */
@@ -322,6 +330,47 @@ static VUTestHookAction fn_dma_first(Hostile *h, VUTestServer *s,
         g_byte_array_unref(res.data);
     }
     return VU_TEST_HOOK_CONTINUE;
+}
+
+/*
+ * BAR1's region info with our own fd (h->fds[0]), in pieces that end the
+ * client's first read inside the reply's header: the kernel ends a read
+ * right after bytes that carry fds, and the first 8 bytes carry the fd.
+ * Behind them: the rest of the reply, then a stray reply with fds of its
+ * own (h->fds[1..]).  All of it is queued before the client reads again,
+ * since it is busy sending us the reply to a 512 KiB DMA_READ, which we
+ * read only after the hook: its next read may not run on into the stray
+ * reply and take its fds for the region's.
+ */
+static VUTestHookAction fn_region_fd_split_header(Hostile *h, VUTestServer *s,
+                                                  const VUTestMsg *msg,
+                                                  GByteArray *out)
+{
+    VFIOUserRegionInfo info = {
+        .argsz = sizeof(info), .index = VFIO_PCI_BAR1_REGION_INDEX,
+        .flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
+                 VFIO_REGION_INFO_FLAG_MMAP,
+        .size = VU_TEST_BAR1_SIZE,
+    };
+    VFIOUserDMARW rw = { .address = GUEST_BUF, .count = 512 * KiB };
+    g_autoptr(GByteArray) dma = g_byte_array_new();
+
+    put_hdr(dma, 0x7777, VFIO_USER_DMA_READ, sizeof(VFIOUserHdr) + sizeof(rw),
+            VFIO_USER_REQUEST, 0);
+    g_byte_array_append(dma, (uint8_t *)&rw, sizeof(rw));
+    g_assert_cmpint(vu_test_server_send_raw(s, dma->data, dma->len, NULL, 0),
+                    ==, 0);
+
+    put_reply(out, msg, &info, sizeof(info));
+    g_assert_cmpint(vu_test_server_send_raw(s, out->data, 8, h->fds, 1), ==,
+                    0);
+    g_assert_cmpint(vu_test_server_send_raw(s, out->data + 8, out->len - 8,
+                                            NULL, 0), ==, 0);
+    g_byte_array_set_size(out, 0);
+    put_hdr(out, msg->hdr.id ^ 0x8000, msg->hdr.command, sizeof(VFIOUserHdr),
+            VFIO_USER_REPLY, 0);
+    send_with_fds_from(h, s, out, 1);
+    return VU_TEST_HOOK_REPLACE;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1462,6 +1511,56 @@ static void check_stray_before_region_fd(bool stray_fds)
     }
 }
 
+/*
+ * A reply whose fd comes with the first bytes of its header, with a stray
+ * reply with fds queued behind it (fn_region_fd_split_header()): BAR1 is
+ * mapped from the reply's fd, not from the stray's.
+ */
+static void test_region_fd_split_header(void)
+{
+    int fds[3];
+    TestCtx c = { 0 };
+    VUTestServerStats st;
+    QPCIBar bar1;
+    uint32_t v = 0;
+
+    fds[0] = qemu_memfd_create("bar1", VU_TEST_BAR1_SIZE, false, 0, 0, NULL);
+    g_assert_cmpint(fds[0], >=, 0);
+    for (size_t i = 1; i < ARRAY_SIZE(fds); i++) {
+        fds[i] = eventfd(0, EFD_CLOEXEC);
+        g_assert_cmpint(fds[i], >=, 0);
+    }
+    ctx_server(&c, NULL, true);
+    ctx_qemu(&c);
+    c.h.once = true;
+    c.h.fds = fds;
+    c.h.nfds = ARRAY_SIZE(fds);
+    hostile_arm(&c.h, VFIO_USER_DEVICE_GET_REGION_INFO,
+                VFIO_PCI_BAR1_REGION_INDEX, fn_region_fd_split_header);
+    check_realize_works(&c);
+
+    /* The client did serve the DMA_READ: it was busy while we wrote. */
+    for (int i = 0; i < WAIT_MS; i++) {
+        vu_test_server_get_stats(c.f.srv, &st);
+        if (st.stale_replies) {
+            break;
+        }
+        g_usleep(1000);
+    }
+    g_assert_cmpuint(st.stale_replies, ==, 1);
+
+    bar1 = qpci_iomap(c.f.dev, 1, NULL);
+    qpci_io_writel(c.f.dev, bar1, 0x100, 0x600dcafe);
+    g_assert_cmpint(pread(fds[0], &v, sizeof(v), 0x100), ==, sizeof(v));
+    g_assert_cmphex(v, ==, 0x600dcafe);
+    g_assert(!vu_fixture_region_written(&c.f, VFIO_PCI_BAR1_REGION_INDEX,
+                                        0x100));
+    ctx_stop(&c);
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+        close(fds[i]);
+    }
+}
+
 static void test_rt_stray_before_fd(void)
 {
     check_stray_before_region_fd(false);
@@ -2324,6 +2423,8 @@ int main(int argc, char **argv)
                    test_rt_config_read_error);
     qtest_add_func("/vfio-user-hostile/runtime/reply-fds",
                    test_rt_reply_fds);
+    qtest_add_func("/vfio-user-hostile/realize/region-fd-split-header",
+                   test_region_fd_split_header);
     qtest_add_func("/vfio-user-hostile/runtime/stray-before-region-fd",
                    test_rt_stray_before_fd);
     qtest_add_func("/vfio-user-hostile/runtime/stray-fds-before-region-fd",
