@@ -21,9 +21,9 @@
  * reads: it watches the socket through an epoll set, from which the
  * first waiter takes the socket out and the last one puts it back
  * (level-triggered: what is left unread wakes it then).  Before a waiter
- * sleeps in its read it busy-polls the socket for a window that adapts
- * to how soon replies come (proxy_adapt_poll()): being woken up costs
- * more than the rest of a BAR read.
+ * sleeps it busy-polls the socket for a window that adapts to how soon
+ * data comes (proxy_adapt_poll()): being woken up costs more than the
+ * rest of a BAR read.
  *
  * A reader reads through a small receive buffer: one recvmsg() brings a
  * message's header together with whatever follows it that has arrived,
@@ -713,11 +713,10 @@ static bool proxy_poll(VFIOUserProxy *proxy, int timeout_ms)
 }
 
 /*
- * Busy-wait for data, from @start for the current window, before a read
- * that would sleep.  A reader that sleeps pays for being woken up (on a
- * busy host, or in a VM, that is most of what a BAR read costs beyond
- * the server's own work); one that is still running when the reply comes
- * does not.  True when data came.
+ * Busy-wait for data, from @start for the current window.  A reader that
+ * sleeps pays for being woken up (on a busy host, or in a VM, that is
+ * most of what a BAR read costs beyond the server's own work); one that
+ * is still running when the reply comes does not.  True when data came.
  */
 static bool proxy_busy_poll(VFIOUserProxy *proxy, int64_t start)
 {
@@ -734,10 +733,10 @@ static bool proxy_busy_poll(VFIOUserProxy *proxy, int64_t start)
 }
 
 /*
- * After a read that slept, @waited ns after the busy-poll began: grow the
- * window while data comes soon after it ends, close it when data comes
- * later than poll_max_ns (a slow server, or one that had nothing to say),
- * where polling would only burn the CPU.
+ * Data came @waited ns after the busy-poll began, past its window: widen
+ * the window while data comes within poll_max_ns of the start, close it
+ * when it comes later (a slow server, or one with nothing to say), where
+ * polling would only burn the CPU.
  */
 static void proxy_adapt_poll(VFIOUserProxy *proxy, int64_t waited)
 {
@@ -746,7 +745,7 @@ static void proxy_adapt_poll(VFIOUserProxy *proxy, int64_t waited)
     if (waited > proxy->poll_max_ns) {
         proxy->poll_ns = 0;
     } else {
-        proxy->poll_ns = MIN(MAX(old * 2, VFIO_USER_POLL_START_NS),
+        proxy->poll_ns = MIN(MAX((uint64_t)old * 2, VFIO_USER_POLL_START_NS),
                              proxy->poll_max_ns);
     }
     if (proxy->poll_ns != old) {
@@ -755,38 +754,56 @@ static void proxy_adapt_poll(VFIOUserProxy *proxy, int64_t waited)
 }
 
 /*
+ * A waiter's wait for data, up to @timeout_ms in all: busy-poll for the
+ * window, then sleep in poll() for the rest, and adapt the window to when
+ * the data came.  True when data came.
+ */
+static bool proxy_wait_polling(VFIOUserProxy *proxy, int timeout_ms)
+{
+    int64_t start = get_clock();
+    int64_t polled_ms;
+    bool ready;
+
+    if (proxy_busy_poll(proxy, start)) {
+        return true;
+    }
+    polled_ms = (get_clock() - start) / SCALE_MS;
+    ready = proxy_poll(proxy, MAX(timeout_ms - polled_ms, 0));
+    proxy_adapt_poll(proxy, get_clock() - start);
+    return ready;
+}
+
+/*
  * Holding the read token (taken under proxy->lock, which is dropped and
- * retaken here): read one message if one arrives within @timeout_ms, and
- * any others it brought whole into the receive buffer, then hand the
- * token back.  Returns false when the connection is dead.
- * A wait as long as the message timeout is the socket's own receive
- * timeout: then the read itself waits, one system call instead of two,
- * after a busy-poll if one is allowed.
+ * retaken here): read one message if one arrives within @timeout_ms (0:
+ * only if one is there, for the receive thread), and any others it
+ * brought whole into the receive buffer, then hand the token back.
+ * Returns false when the connection is dead.
+ * A waiter that does not busy-poll and waits as long as the message
+ * timeout lets the read itself wait, with the socket's own receive
+ * timeout: one system call instead of two.
  */
 static bool proxy_read_with_token(VFIOUserProxy *proxy, int timeout_ms)
 {
     bool ok = true;
-    int64_t poll_start = 0;     /* a busy-poll failed: the read sleeps */
+    bool ready;
 
     proxy->reading = true;
     qemu_mutex_unlock(&proxy->lock);
-    if (timeout_ms >= proxy->timeout_ms && proxy->poll_max_ns &&
-        !proxy_message_buffered(proxy)) {
-        poll_start = get_clock();
-        if (proxy_busy_poll(proxy, poll_start)) {
-            poll_start = 0;
-        }
+    if (proxy_message_buffered(proxy)) {
+        ready = true;
+    } else if (timeout_ms > 0 && proxy->poll_max_ns) {
+        ready = proxy_wait_polling(proxy, timeout_ms);
+    } else if (timeout_ms >= proxy->timeout_ms) {
+        ready = true;
+    } else {
+        ready = proxy_poll(proxy, timeout_ms);
     }
-    if (proxy_message_buffered(proxy) || timeout_ms >= proxy->timeout_ms ||
-        proxy_poll(proxy, timeout_ms)) {
-        ok = proxy_read_message(proxy);
-        if (poll_start) {
-            proxy_adapt_poll(proxy, get_clock() - poll_start);
-        }
-        while (ok && !qatomic_read(&proxy->dead) &&
-               proxy_message_buffered(proxy)) {
+    if (ready) {
+        do {
             ok = proxy_read_message(proxy);
-        }
+        } while (ok && !qatomic_read(&proxy->dead) &&
+                 proxy_message_buffered(proxy));
     }
     qemu_mutex_lock(&proxy->lock);
     proxy->reading = false;

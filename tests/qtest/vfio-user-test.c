@@ -15,6 +15,7 @@
 #include "libqos/pci-pc.h"
 #include "qobject/qdict.h"
 #include "qobject/qjson.h"
+#include "qemu/bswap.h"
 #include "hw/pci/pci_regs.h"
 #include "vfio-user-server.h"
 #include "vfio-user-fixture.h"
@@ -168,16 +169,14 @@ static void test_config_space(void)
     vu_fixture_stop(&c.f);
 }
 
-static void check_bar0_by_message(bool posted, const char *dev_extra)
+static void check_bar0_by_message(bool posted)
 {
     TestCtx c = { 0 };
     g_autoptr(GArray) writes = NULL;
-    g_autofree char *opts = g_strdup_printf(",x-post-writes=%s%s",
-                                            posted ? "on" : "off",
-                                            dev_extra ? dev_extra : "");
     bool found = false;
 
-    ctx_start(&c, NULL, NULL, opts);
+    ctx_start(&c, NULL, NULL, posted ? ",x-post-writes=on" :
+                                       ",x-post-writes=off");
     g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
                     VU_TEST_ID_MAGIC);
     vu_fixture_bar0_writel(&c.f, VU_TEST_REG_SCRATCH, 0xdeadbeef);
@@ -204,18 +203,95 @@ static void check_bar0_by_message(bool posted, const char *dev_extra)
 
 static void test_bar_message_posted(void)
 {
-    check_bar0_by_message(true, NULL);
+    check_bar0_by_message(true);
 }
 
 static void test_bar_message_nonposted(void)
 {
-    check_bar0_by_message(false, NULL);
+    check_bar0_by_message(false);
 }
 
-/* With busy-polling off, a waiting vCPU sleeps at once: same results. */
-static void test_bar_message_no_busy_poll(void)
+/* CPU time of QEMU's main thread, in ns */
+static uint64_t qemu_main_thread_cpu_ns(TestCtx *c)
 {
-    check_bar0_by_message(false, ",x-poll-max-ns=0");
+    int pid = qtest_pid(c->f.qts);
+    g_autofree char *path = g_strdup_printf("/proc/%d/task/%d/schedstat",
+                                            pid, pid);
+    g_autofree char *txt = NULL;
+
+    g_assert(g_file_get_contents(path, &txt, NULL, NULL));
+    return g_ascii_strtoull(txt, NULL, 10);
+}
+
+/* Every BAR0 read is answered @opaque us late */
+static VUTestHookAction slow_bar0_reads(VUTestServer *s, const VUTestMsg *msg,
+                                        GByteArray *reply, void *opaque)
+{
+    if (msg->hdr.command == VFIO_USER_REGION_READ &&
+        msg->payload_size >= 12 &&
+        ldl_le_p(msg->payload + 8) == VFIO_PCI_BAR0_REGION_INDEX) {
+        g_usleep(GPOINTER_TO_UINT(opaque));
+    }
+    return VU_TEST_HOOK_CONTINUE;
+}
+
+/*
+ * CPU time of QEMU's main thread (where qtest's accesses run) per BAR0
+ * read, in us, when the server answers each @delay_us late and the
+ * device may busy-poll for @max_poll_ns.  The warm-up gives the window
+ * time to adapt.
+ */
+static double cpu_us_per_slow_read(unsigned delay_us, unsigned max_poll_ns)
+{
+    enum { WARMUP = 20, READS = 40 };
+    VUTestServerConfig cfg;
+    TestCtx c = { 0 };
+    g_autofree char *opts = g_strdup_printf(",x-poll-max-ns=%u",
+                                            max_poll_ns);
+    uint64_t before;
+    double us;
+
+    vu_test_server_config_init(&cfg);
+    cfg.hook = slow_bar0_reads;
+    cfg.hook_opaque = GUINT_TO_POINTER(delay_us);
+    ctx_start(&c, &cfg, NULL, opts);
+    for (int i = 0; i < WARMUP; i++) {
+        vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID);
+    }
+    before = qemu_main_thread_cpu_ns(&c);
+    for (int i = 0; i < READS; i++) {
+        g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
+                        VU_TEST_ID_MAGIC);
+    }
+    us = (qemu_main_thread_cpu_ns(&c) - before) / 1000.0 / READS;
+    vu_fixture_stop(&c.f);
+    g_test_message("server %u us late, x-poll-max-ns=%u: QEMU main thread "
+                   "CPU %.1f us per read", delay_us, max_poll_ns, us);
+    return us;
+}
+
+/*
+ * Replies 200 us late, within x-poll-max-ns: the window widens until it
+ * covers them, and the waiting thread polls through the wait instead of
+ * sleeping, which shows as CPU time.  With polling off it sleeps.
+ */
+static void test_busy_poll_window_widens(void)
+{
+    double polled = cpu_us_per_slow_read(200, 1000000);
+    double slept = cpu_us_per_slow_read(200, 0);
+
+    /* Polling through half the delay at least: the rest is qtest's. */
+    g_assert_cmpfloat(polled - slept, >=, 100);
+}
+
+/*
+ * Replies 3 ms late, past x-poll-max-ns: the window closes, and waiting
+ * costs next to no CPU.  Were it to stay open, each read would spin for
+ * the whole millisecond.
+ */
+static void test_busy_poll_slow_server(void)
+{
+    g_assert_cmpfloat(cpu_us_per_slow_read(3000, 1000000), <, 1000 / 3);
 }
 
 /* BAR1's sparse areas are mmapped: accesses there send no message. */
@@ -639,7 +715,6 @@ static void test_missing_socket(void)
     qtest_quit(qts);
 }
 
-/* x-msg-timeout=0 is refused: it would mean no timeout on the socket. */
 /* device_add with @props (JSON, taken) fails, and the error names @culprit */
 static void check_realize_refused(QDict *props, const char *culprit)
 {
@@ -662,17 +737,18 @@ static void check_realize_refused(QDict *props, const char *culprit)
     vu_fixture_stop(&c.f);
 }
 
+/* x-msg-timeout=0 is refused: it would mean no timeout on the socket. */
 static void test_zero_timeout(void)
 {
     check_realize_refused(qdict_from_jsonf_nofail("{'x-msg-timeout': 0}"),
                           "x-msg-timeout");
 }
 
-/* Busy-polling for the whole timeout would wait past it. */
-static void test_poll_past_timeout(void)
+/* Busy-polling for more than a millisecond is refused. */
+static void test_poll_too_long(void)
 {
     check_realize_refused(qdict_from_jsonf_nofail(
-                              "{'x-msg-timeout': 1, 'x-poll-max-ns': 1000000}"),
+                              "{'x-poll-max-ns': 1000001}"),
                           "x-poll-max-ns");
 }
 
@@ -681,8 +757,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     qtest_add_func("/vfio-user/realize/missing-socket", test_missing_socket);
     qtest_add_func("/vfio-user/realize/zero-timeout", test_zero_timeout);
-    qtest_add_func("/vfio-user/realize/poll-past-timeout",
-                   test_poll_past_timeout);
+    qtest_add_func("/vfio-user/realize/poll-too-long", test_poll_too_long);
     qtest_add_func("/vfio-user/enumerate", test_enumerate);
     qtest_add_func("/vfio-user/id-override", test_id_override);
     qtest_add_func("/vfio-user/json-device", test_json_device);
@@ -691,8 +766,10 @@ int main(int argc, char **argv)
     qtest_add_func("/vfio-user/bar/message-posted", test_bar_message_posted);
     qtest_add_func("/vfio-user/bar/message-nonposted",
                    test_bar_message_nonposted);
-    qtest_add_func("/vfio-user/bar/message-no-busy-poll",
-                   test_bar_message_no_busy_poll);
+    qtest_add_func("/vfio-user/bar/busy-poll-window-widens",
+                   test_busy_poll_window_widens);
+    qtest_add_func("/vfio-user/bar/busy-poll-slow-server",
+                   test_busy_poll_slow_server);
     qtest_add_func("/vfio-user/bar/mmap", test_bar_mmap);
     qtest_add_func("/vfio-user/bar/no-region-fd", test_bar_no_fd);
     qtest_add_func("/vfio-user/dma/memfd", test_dma_memfd);
