@@ -223,6 +223,16 @@ static uint64_t qemu_main_thread_cpu_ns(TestCtx *c)
     return g_ascii_strtoull(txt, NULL, 10);
 }
 
+/* The busy-poll tests read threads' CPU time, which some kernels lack. */
+static bool skip_without_thread_cpu_time(void)
+{
+    if (!g_file_test("/proc/self/schedstat", G_FILE_TEST_EXISTS)) {
+        g_test_skip("no per-thread CPU time (schedstat) in /proc");
+        return true;
+    }
+    return false;
+}
+
 /* Every BAR0 read is answered @opaque us late */
 static VUTestHookAction slow_bar0_reads(VUTestServer *s, const VUTestMsg *msg,
                                         GByteArray *reply, void *opaque)
@@ -279,8 +289,7 @@ static void test_busy_poll_window_widens(void)
 {
     double slept, polled;
 
-    if (!g_file_test("/proc/self/schedstat", G_FILE_TEST_EXISTS)) {
-        g_test_skip("no per-thread CPU time (schedstat) in /proc");
+    if (skip_without_thread_cpu_time()) {
         return;
     }
     slept = cpu_us_per_slow_read(200, 0);
@@ -308,8 +317,7 @@ static void test_busy_poll_slow_server(void)
 {
     double slept, polled;
 
-    if (!g_file_test("/proc/self/schedstat", G_FILE_TEST_EXISTS)) {
-        g_test_skip("no per-thread CPU time (schedstat) in /proc");
+    if (skip_without_thread_cpu_time()) {
         return;
     }
     slept = cpu_us_per_slow_read(3000, 0);
