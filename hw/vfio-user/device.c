@@ -11,6 +11,7 @@
 
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
+#include "qemu/memfd.h"
 #include "qemu/units.h"
 #include "hw/vfio-user/device.h"
 #include "trace.h"
@@ -100,10 +101,40 @@ static bool region_caps_valid(const struct vfio_region_info *info,
 }
 
 /*
+ * With secure-dma the server is not trusted, and what it hands us to map
+ * into the guest must not be able to hurt QEMU: a file it can shrink
+ * later kills QEMU with SIGBUS on the next guest access, and a file on a
+ * filesystem that can stall a page fault (FUSE, NFS) freezes the vCPU
+ * that touches it.  Only a memfd sealed against shrinking is neither; any
+ * other region is accessed by message.
+ */
+static bool region_fd_safe(VFIOUserDevice *udev, int fd, uint32_t index)
+{
+    int seals;
+
+    if (!udev->secure_dma) {
+        return true;
+    }
+    seals = fcntl(fd, F_GET_SEALS);
+    if (seals >= 0 && (seals & F_SEAL_SHRINK)) {
+        return true;
+    }
+    if (!udev->warned_unsealed_fd) {
+        udev->warned_unsealed_fd = true;
+        warn_report("vfio-user: %s: region %u's fd is not a memfd sealed "
+                    "against shrinking (F_SEAL_SHRINK); with secure-dma=on "
+                    "such regions are accessed by message, not mapped",
+                    vfio_user_name(udev->proxy), index);
+    }
+    return false;
+}
+
+/*
  * A file shorter than the region it backs would kill QEMU with SIGBUS on
  * the first guest access past its end: map only what the file covers.
- * (A server could still shrink it later; only F_SEAL_SHRINK, which
- * libvfio-user servers do not set, would rule that out.)
+ * (A server could still shrink it later: secure-dma rules that out by
+ * asking for F_SEAL_SHRINK, region_fd_safe(); without secure-dma the
+ * server is trusted with guest memory anyway.)
  */
 static bool region_fd_covers(int fd, const struct vfio_region_info *info)
 {
@@ -213,7 +244,8 @@ static int vfio_user_get_region_info(VFIODevice *vbasedev,
      * sparse area, all for the same file: keep the first.
      */
     if ((info->flags & VFIO_REGION_INFO_FLAG_MMAP) && reply.nfds > 0 &&
-        region_fd_covers(fds[0], info)) {
+        region_fd_covers(fds[0], info) &&
+        region_fd_safe(udev, fds[0], index)) {
         *fd = keep_region_fd(udev, index, fds[0]);
         for (size_t i = 1; i < reply.nfds; i++) {
             close(fds[i]);

@@ -24,6 +24,7 @@ typedef struct VFIOUserDevice {
     uint64_t *region_sizes;
     uint32_t num_region_fds;
     bool secure_dma;            /* never send a memory fd */
+    bool warned_unsealed_fd;    /* said once why a region is not mapped */
     /* Once set, config space reads see its pinned bits (pci-vet.h) */
     VFIOUserPCIVet *config_vet;
 } VFIOUserDevice;
