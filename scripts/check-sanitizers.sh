@@ -37,21 +37,32 @@ ninja -C "$abuild" "${targets[@]}" >"$log/build.log" 2>&1 || {
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export VFIO_USER_SAMPLES="$top/build/libvfio-user/samples"
-passed=0 failed=0
+passed=0 failed=0 skipped=0 cases=0
 for t in "${qtests[@]}"; do
     (cd "$abuild" && QTEST_QEMU_BINARY=./qemu-system-x86_64 \
         timeout 1200 "tests/qtest/$t" --tap -k) >"$log/$t.log" 2>&1
     rc=$?
-    if [ "$rc" = 0 ] && ! grep -q '^not ok' "$log/$t.log" &&
+    # A binary that ran no case proves nothing under the sanitizers: a
+    # skipped case is counted and named, and none run at all is a failure.
+    ok=$(grep '^ok ' "$log/$t.log" | grep -vc '# SKIP')
+    skip=$(grep '^ok ' "$log/$t.log" | grep -c '# SKIP')
+    skipped=$((skipped + skip))
+    cases=$((cases + ok))
+    grep '^ok .*# SKIP' "$log/$t.log" | sed "s/^/skipped: $t: /"
+    if [ "$rc" = 0 ] && [ "$ok" -gt 0 ] && ! grep -q '^not ok' "$log/$t.log" &&
        ! grep -qE 'runtime error:|ERROR: AddressSanitizer|SUMMARY: (Address|UndefinedBehavior)Sanitizer' \
            "$log/$t.log"; then
         passed=$((passed + 1))
-        echo "PASS: $t under ASan+UBSan"
+        echo "PASS: $t under ASan+UBSan ($ok cases, $skip skipped)"
     else
         failed=$((failed + 1))
         grep -E 'runtime error:|AddressSanitizer|^not ok' "$log/$t.log" | head -n 10
-        echo "FAIL: $t under ASan+UBSan (exit $rc, see $log/$t.log)"
+        echo "FAIL: $t under ASan+UBSan (exit $rc, $ok cases run, see $log/$t.log)"
     fi
 done
-echo "$passed passed, $failed failed"
+if [ "$cases" = 0 ]; then
+    failed=$((failed + 1))
+    echo "FAIL: no qtest case ran under ASan+UBSan"
+fi
+echo "$passed passed, $failed failed, $skipped skipped ($cases cases run)"
 [ "$failed" = 0 ]

@@ -7,7 +7,9 @@
 #  3. the emitted series applies with git am to a fresh unpack of the
 #     pristine tarball, gives the tree we built, and that tree builds.
 #
-# Ends with "N passed, N failed".  Usage: check.sh REPO_TOP
+# Ends with "N passed, N failed, N skipped"; every skip (a qtest case, or a
+# step left out with SKIP_GUEST_TESTS=1 or SKIP_PATCHSET_BUILD=1) is counted
+# there and named above it.  Usage: check.sh REPO_TOP
 set -uo pipefail
 top=$1
 build=$top/build
@@ -22,6 +24,10 @@ passed=0 failed=0 skipped=0
 failures=()
 pass() { passed=$((passed + 1)); echo "PASS: $1"; }
 fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL: $1${2:+ ($2)}"; }
+# A step the caller chose not to run: counted, and named in the summary,
+# so that a green run with skips never reads as a full one.
+skips=()
+skip() { skipped=$((skipped + 1)); skips+=("$1"); echo "SKIP: $1"; }
 
 # --- 1. the series, and checkpatch on each patch -------------------------
 if make -s -C "$top" patchset >"$log/patchset.log" 2>&1; then
@@ -80,7 +86,7 @@ fi
 # (make server and make libvfio-user built the peers; a SKIP there means a
 # peer is missing, which is a failure here.)
 if [ "${SKIP_GUEST_TESTS:-}" = 1 ]; then
-    echo "SKIP: guest tests (SKIP_GUEST_TESTS=1)"
+    skip "guest tests (SKIP_GUEST_TESTS=1)"
 else
     "$top/scripts/guest-tests.sh" "$top" >"$log/guest-tests.log" 2>&1
     while read -r verdict name rest; do
@@ -104,7 +110,7 @@ fi
 
 # --- 3. the series applies to pristine QEMU and builds ---------------------
 if [ "${SKIP_PATCHSET_BUILD:-}" = 1 ]; then
-    echo "SKIP: patchset build test (SKIP_PATCHSET_BUILD=1)"
+    skip "patchset build test (SKIP_PATCHSET_BUILD=1)"
 elif "$top/scripts/test-patchset.sh" "$top" "$cache" "$build/patchset" \
         "$build/patchset-test" >"$log/patchset-test.log" 2>&1; then
     pass "patchset applies to pristine QEMU $(cat "$cache/qemu-version"), matches the build tree, builds"
@@ -115,6 +121,7 @@ fi
 
 echo
 for f in "${failures[@]}"; do echo "failed: $f"; done
+for s in "${skips[@]}"; do echo "skipped: $s"; done
 grep -h '# SKIP' "$log"/qtest-*.log 2>/dev/null | sed 's/^/skipped: /'
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
