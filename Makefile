@@ -4,7 +4,8 @@
 #   make demo       run the demo (README.rst)
 #   make check      the test suite (README.rst)
 #   make bench      benchmarks, results in build/bench (BENCH_QUICK=1: a
-#                   quick run that only proves the harness works)
+#                   quick run that proves the harness measures every row;
+#                   any row not measured fails make bench, with its reason)
 #   make fuzz       fuzz the client's receive path with libFuzzer
 #                   (FUZZ_SECONDS=N, default 600; fuzz/vfio-user-fuzz.c)
 #   make libvfio-user   build libvfio-user and its samples (interop peers)

@@ -178,6 +178,7 @@ typedef struct Row {
     char limit_name[64];
     char note[160];
     bool measured;
+    bool not_run;                   /* left out on request (BENCH_ONLY...) */
     bool higher_better;
 } Row;
 
@@ -199,6 +200,14 @@ static void row_from_series(const char *name, const char *size,
     g_strlcpy(r.note, note ? note : "", sizeof(r.note));
     r.higher_better = higher_better;
     r.measured = s->n > 0;
+    for (unsigned i = 0; i < s->n; i++) {
+        /* A NaN median (a round with no samples) is no measurement. */
+        if (isnan(s->val[i]) || isnan(s->lim[i])) {
+            r.measured = false;
+            snprintf(r.note, sizeof(r.note), "round %u had no samples", i);
+            break;
+        }
+    }
     if (r.measured) {
         for (unsigned i = 0; i < s->n; i++) {
             v[i] = s->val[i];
@@ -224,6 +233,30 @@ static void row_not_measured(const char *name, const char *size,
     row_from_series(name, size, "", limit_name, true, &none, why);
 }
 
+/* A row that was not measured because the caller asked for less. */
+static void row_not_run(const char *name, const char *size,
+                        const char *limit_name, const char *why)
+{
+    row_not_measured(name, size, limit_name, why);
+    g_array_index(rows, Row, rows->len - 1).not_run = true;
+}
+
+/*
+ * Rows that should have a figure and have none: the run measured less
+ * than it says, so it fails (make check runs the quick pass).
+ */
+static unsigned count_unmeasured(void)
+{
+    unsigned n = 0;
+
+    for (guint i = 0; i < rows->len; i++) {
+        Row *r = &g_array_index(rows, Row, i);
+
+        n += !r->measured && !r->not_run;
+    }
+    return n;
+}
+
 /* A number in a few significant digits, without exponents */
 static const char *num(double v)
 {
@@ -245,8 +278,9 @@ static void print_rows(void)
         char v[64], l[64];
 
         if (!r->measured) {
-            printf("%-32s %-5s %30s  %-30s %22s %7s\n    not measured: %s\n",
-                   r->name, r->size, "-", r->limit_name, "-", "-", r->note);
+            printf("%-32s %-5s %30s  %-30s %22s %7s\n    %s: %s\n",
+                   r->name, r->size, "-", r->limit_name, "-", "-",
+                   r->not_run ? "not run" : "not measured", r->note);
             continue;
         }
         snprintf(v, sizeof(v), "%s [%s..%s] %s", num(r->val),
@@ -266,8 +300,9 @@ static void print_rows(void)
             Row *r = &g_array_index(rows, Row, i);
 
             if (!r->measured) {
-                fprintf(csv, "%s,%s,,,,,%s,,,,,,\"not measured: %s\"\n",
-                        r->name, r->size, r->limit_name, r->note);
+                fprintf(csv, "%s,%s,,,,,%s,,,,,,\"%s: %s\"\n",
+                        r->name, r->size, r->limit_name,
+                        r->not_run ? "not run" : "not measured", r->note);
                 continue;
             }
             fprintf(csv, "%s,%s,%s,%.6g,%.6g,%.6g,%s,%.6g,%.6g,%.6g,%.4f,%d,"
@@ -721,6 +756,9 @@ static int run_job(Ctx *c, DMAJob *job)
 static Series sdma[2][NSIZES];          /* [write][size] */
 static Series scpu[2][NSIZES];          /* client CPU us per request */
 static Series fdma[2][NSIZES];          /* [to guest][size] */
+/* Why a secure-dma row has no figure: the job's error, or a filter */
+static char sdma_why[2][NSIZES][128];
+static bool sdma_not_run[2][NSIZES];
 static double plot_raw[2][NSIZES];      /* the limits, for the plot */
 static double plot_memcpy[NSIZES];
 
@@ -751,6 +789,9 @@ static void bench_secure_dma(void)
 
                 if ((only_size && only_size != sz) ||
                     (only_dir && !strcmp(only_dir, w ? "read" : "write"))) {
+                    sdma_not_run[w][i] = true;
+                    snprintf(sdma_why[w][i], sizeof(sdma_why[w][i]),
+                             "left out by BENCH_DMA_SIZE/BENCH_DMA_DIR");
                     continue;
                 }
                 lat = job.lat = g_new(double, n);
@@ -763,6 +804,9 @@ static void bench_secure_dma(void)
                 if (run_job(&c, &job)) {
                     printf("# DMA %s %zu failed: %s\n", w ? "write" : "read",
                            sz, strerror(job.err));
+                    snprintf(sdma_why[w][i], sizeof(sdma_why[w][i]),
+                             "round %u: DMA_%s failed: %s", r,
+                             w ? "WRITE" : "READ", strerror(job.err));
                     continue;
                 }
                 val = sz / (median(lat, n) / 1e9);
@@ -1192,6 +1236,24 @@ static void bench_guest(void)
 
 /* ------------------------------------------------------------------ */
 
+/*
+ * A secure-dma row without a figure, with its reason: left out on
+ * request, or a round's DMA failed (the error, not a partial median).
+ */
+static bool secure_dma_row_missing(const char *name, unsigned i, unsigned w)
+{
+    if (!want("dma") || sdma_not_run[w][i]) {
+        row_not_run(name, size_str(dma_sizes[i]), "-",
+                    want("dma") ? sdma_why[w][i] : "BENCH_ONLY");
+        return true;
+    }
+    if (sdma_why[w][i][0]) {
+        row_not_measured(name, size_str(dma_sizes[i]), "-", sdma_why[w][i]);
+        return true;
+    }
+    return false;
+}
+
 static void dma_rows(void)
 {
     static const char *sname[2] = { "secure-dma DMA_READ",
@@ -1201,26 +1263,34 @@ static void dma_rows(void)
 
     for (unsigned w = 0; w < 2; w++) {
         for (unsigned i = 0; i < NSIZES; i++) {
-            row_from_series(sname[w], size_str(dma_sizes[i]), "MiB/s",
-                            w ? "raw stream, DMA_WRITE shape" :
-                                "raw stream, DMA_READ shape",
-                            true, &sdma[w][i],
-                            i ? NULL : "per request, server thread: "
-                            "send, client services, reply parsed");
+            if (!secure_dma_row_missing(sname[w], i, w)) {
+                row_from_series(sname[w], size_str(dma_sizes[i]), "MiB/s",
+                                w ? "raw stream, DMA_WRITE shape" :
+                                    "raw stream, DMA_READ shape",
+                                true, &sdma[w][i],
+                                i ? NULL : "per request, server thread: "
+                                "send, client services, reply parsed");
+            }
         }
     }
     for (unsigned w = 0; w < 2; w++) {
         for (unsigned i = 0; i < NSIZES; i++) {
-            row_from_series(w ? "client CPU per DMA_WRITE" :
-                                "client CPU per DMA_READ",
-                            size_str(dma_sizes[i]), "us",
-                            "raw peer's CPU per request", false, &scpu[w][i],
-                            i ? NULL : "all QEMU threads (schedstat) while "
-                            "the server DMAs; limit: the raw stream's "
-                            "responder thread");
+            const char *cname = w ? "client CPU per DMA_WRITE" :
+                                    "client CPU per DMA_READ";
+
+            if (!secure_dma_row_missing(cname, i, w)) {
+                row_from_series(cname, size_str(dma_sizes[i]), "us",
+                                "raw peer's CPU per request", false,
+                                &scpu[w][i],
+                                i ? NULL : "all QEMU threads (schedstat) "
+                                "while the server DMAs; limit: the raw "
+                                "stream's responder thread");
+            }
         }
     }
-    if (!fdma[0][0].n) {
+    if (!want("memfd")) {
+        row_not_run(fname[0], "-", "memcpy", "BENCH_ONLY");
+    } else if (!fdma[0][0].n) {
         row_not_measured(fname[0], "-", "memcpy", "no DMA_MAP with an fd "
                          "covered guest RAM");
     }
@@ -1235,6 +1305,9 @@ static void dma_rows(void)
                         "raw round trip (per op)", true, &churn,
                         "ops within a PAM-toggle burst, first to last "
                         "arrival at the server (memfd RAM, fds attached)");
+    } else if (!want("memfd")) {
+        row_not_run("DMA_MAP+DMA_UNMAP pairs", "-", "raw round trip",
+                    "BENCH_ONLY");
     } else {
         row_not_measured("DMA_MAP+DMA_UNMAP pairs", "-", "raw round trip",
                          "PAM toggles caused no DMA_MAP/UNMAP bursts");
@@ -1291,6 +1364,7 @@ int main(int argc, char **argv)
 {
     const char *csv_path = NULL, *plot_path = NULL;
     const char *q = getenv("BENCH_QUICK");
+    unsigned unmeasured;
 
     P.quick = q && *q && strcmp(q, "0");
     for (int i = 1; i < argc; i++) {
@@ -1364,6 +1438,12 @@ int main(int argc, char **argv)
     }
     if (csv) {
         fclose(csv);
+    }
+    unmeasured = count_unmeasured();
+    if (unmeasured) {
+        printf("bench: FAIL: %u rows not measured (reasons above)\n",
+               unmeasured);
+        return 1;
     }
     return 0;
 }

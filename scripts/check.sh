@@ -102,7 +102,7 @@ fi
 # --- the benchmark harness runs (figures come from make bench) -------------
 if BENCH_QUICK=1 "$top/scripts/bench.sh" "$top" >"$log/bench-quick.log" 2>&1 &&
         [ -s "$build/bench/results.csv" ]; then
-    pass "make bench harness (quick run, figures not checked)"
+    pass "make bench harness (quick run, every row measured, figures not checked)"
 else
     tail -n 20 "$log/bench-quick.log"
     fail "make bench harness" "see $log/bench-quick.log"
