@@ -56,11 +56,13 @@ start_nvme_server() {
     }
 }
 
-# start_gpio_server SOCK LOG: libvfio-user's gpio-pci-idio-16 sample.
+# start_gpio_server SOCK LOG [OPTION...]: libvfio-user's gpio-pci-idio-16
+# sample (-v: the library logs every region access it serves to LOG).
 start_gpio_server() {
     local sock=$1 log=$2
+    shift 2
     rm -f "$sock"
-    "$SAMPLES/gpio-pci-idio-16" "$sock" >"$log" 2>&1 &
+    "$SAMPLES/gpio-pci-idio-16" "$@" "$sock" >"$log" 2>&1 &
     SERVER_PID=$!
     OUR_PIDS+=("$SERVER_PID")
     wait_socket "$sock" "$SERVER_PID" 10 || {

@@ -5,15 +5,18 @@
 #
 #   nvme-fd        NVMe from QEMU's x-vfio-user-server, secure-dma=off,
 #                  shared memfd RAM (fds sent): write, read back, compare,
-#                  and the server's disk file holds the data
+#                  and the server's disk file holds the data; no DMA by
+#                  message at all (the data went through the mapping)
 #   nvme-secure    the same with secure-dma=on (no fd; DMA_READ/WRITE)
 #   gpio           libvfio-user's gpio-pci-idio-16 sample: the guest driver
-#                  binds, the gpio chip appears, output writes reach the
-#                  server as 1-byte REGION_WRITEs
+#                  binds, the gpio chip appears, and the server's log shows
+#                  exactly one 1-byte REGION_WRITE to an output register
+#                  per output write of the guest
 #   server-killed  the server is killed while the guest does I/O: the guest
 #                  sees I/O errors, the client QEMU stays up (QMP answers)
-#                  and reports the loss, the guest powers off cleanly
-#                  (fds sent)
+#                  and reports the loss (the "connection to the server
+#                  lost" error and a VFIO_USER_SERVER_LOST event for the
+#                  device), the guest powers off cleanly (fds sent)
 #   server-killed-secure   the same with secure-dma=on: the server dies
 #                  while DMA_READ/WRITE requests are in flight
 #   nvme-viommu    nvme-secure behind a vIOMMU (q35, intel-iommu with
@@ -104,6 +107,39 @@ print(r.get("return", {}).get("status", r))
 EOF
 }
 
+# qmp_events SOCKET OUT: in the background, hold a QMP connection and
+# append every event to OUT, one JSON object a line, until QEMU exits.
+# OUT starts with a line "ready" once events can arrive.  QEMU sends an
+# event only to monitors connected at the time, so this must be up before
+# the event.  Sets EVENTS_PID.
+qmp_events() {
+    /usr/bin/python3 - "$1" "$2" <<'EOF' &
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+for _ in range(200):
+    try:
+        s.connect(sys.argv[1])
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    sys.exit("qmp_events: cannot connect to " + sys.argv[1])
+f = s.makefile("rw")
+out = open(sys.argv[2], "a", buffering=1)
+json.loads(f.readline())
+f.write(json.dumps({"execute": "qmp_capabilities"}) + "\n"); f.flush()
+while "return" not in json.loads(f.readline()):
+    pass
+out.write("ready\n")
+for line in f:
+    r = json.loads(line)
+    if "event" in r:
+        out.write(json.dumps(r) + "\n")
+EOF
+    EVENTS_PID=$!
+    OUR_PIDS+=("$EVENTS_PID")
+}
+
 have_server() { [ -x "$SERVER_QEMU" ]; }
 
 test_nvme() {   # NAME SECURE [VIOMMU]
@@ -146,6 +182,11 @@ test_nvme() {   # NAME SECURE [VIOMMU]
         report FAIL "$name" $((SECONDS - t0)) "secure-dma: expected DMA_READ/WRITE and no fd; $detail"
     elif [ "$secure" = off ] && [ "$mapsfd" = 0 ]; then
         report FAIL "$name" $((SECONDS - t0)) "no DMA_MAP carried an fd; $detail"
+    elif [ "$secure" = off ] && [ "$(grep -cE '^vfio_user_dma(_refused)? ' "$p.trace")" != 0 ]; then
+        # With the fd the server reaches guest RAM through the mapping:
+        # any DMA_READ/WRITE request (served, failed or refused) means
+        # some of the data did not go there.
+        report FAIL "$name" $((SECONDS - t0)) "fd mapping sent, yet DMA by message; $detail ($p.trace)"
     elif [ "$viommu" = 1 ] && { [ "$pmaps" = 0 ] || [ "$unmaps" = 0 ]; }; then
         report FAIL "$name" $((SECONDS - t0)) "vIOMMU: expected page-sized DMA_MAPs and DMA_UNMAPs; $detail ($p.trace)"
     else
@@ -155,14 +196,12 @@ test_nvme() {   # NAME SECURE [VIOMMU]
 }
 
 test_gpio() {
-    local name=gpio p=$LOGDIR/gpio t0=$SECONDS res writes
+    local name=gpio p=$LOGDIR/gpio t0=$SECONDS res writes nvals nlines expect
     [ -x "$SAMPLES/gpio-pci-idio-16" ] ||
         { report SKIP $name 0 "no $SAMPLES/gpio-pci-idio-16 (make libvfio-user)"; return; }
-    rm -f "$p.trace"
-    start_gpio_server "$p.sock" "$p.server.log" ||
+    start_gpio_server "$p.sock" "$p.server.log" -v ||
         { report FAIL $name $((SECONDS - t0)) "server did not start"; lib_cleanup; return; }
     guest_args "$p.sock" on 0 "demo=gpio"
-    GUEST_ARGS+=(-trace "enable=vfio_user_send,file=$p.trace")
     start_client "$p"
     if ! wait_exit "$CLIENT_PID" "$TEST_TIMEOUT"; then
         report FAIL $name $((SECONDS - t0)) "guest did not finish in $TEST_TIMEOUT s ($p.console)"
@@ -170,22 +209,28 @@ test_gpio() {
     fi
     lib_cleanup
     res=$(guest_result "$p.console")
-    # BAR2 accesses of the driver are 1-byte: REGION_WRITE (cmd 10) with
-    # a 16-byte header plus 1 byte of data.
-    writes=$(grep -c 'cmd 10 payload 17 ' "$p.trace")
+    # Counted on the server: with -v, libvfio-user logs every region
+    # access it served ("region2: wrote V to (OFFSET:1)").  The driver's
+    # output registers are BAR2 offsets 0 (lines 0-7) and 4 (lines 8-15);
+    # the guest writes one of them once per value it sets and once per
+    # line it makes an output, so the server must see exactly that many.
+    writes=$(grep -cE 'gpio: region2: wrote [0-9a-fx]+ to \((0|0x4):1\)$' "$p.server.log")
+    nvals=$(sed -n 's/.*output-writes=\([0-9]*\).*/\1/p' <<<"$res")
+    nlines=$(sed -n 's/.*GUEST: set output lines\(.*\): [0-9]* writes.*/\1/p' "$p.console" | tail -n 1 | wc -w)
+    expect=$((${nvals:-0} + nlines))
     case "$res" in
         "gpio PASS"*)
-            if [ "$writes" -ge 18 ]; then
-                report PASS $name $((SECONDS - t0)) "$res; server received $writes 1-byte REGION_WRITEs"
+            if [ "${nvals:-0}" -gt 0 ] && [ "$writes" = "$expect" ]; then
+                report PASS $name $((SECONDS - t0)) "$res; the server served $writes 1-byte REGION_WRITEs to the output registers: the guest's $nvals value writes and $nlines lines set to output"
             else
-                report FAIL $name $((SECONDS - t0)) "$res; but only $writes 1-byte REGION_WRITEs sent"
+                report FAIL $name $((SECONDS - t0)) "$res; the server served $writes 1-byte REGION_WRITEs to the output registers, the guest made ${nvals:-0} value writes and set $nlines lines to output ($p.server.log)"
             fi;;
         *) report FAIL $name $((SECONDS - t0)) "${res:-no result} ($p.console)";;
     esac
 }
 
 test_server_killed() {   # NAME SECURE
-    local name=$1 secure=$2 p=$LOGDIR/$1 t0=$SECONDS res st
+    local name=$1 secure=$2 p=$LOGDIR/$1 t0=$SECONDS res st lost ev
     have_server || { report SKIP $name 0 "no $SERVER_QEMU (make server)"; return; }
     rm -f "$p.disk"; truncate -s 64M "$p.disk"
     start_nvme_server "$p.sock" "$p.disk" "$p.server.log" ||
@@ -193,9 +238,17 @@ test_server_killed() {   # NAME SECURE
     # Short NVMe timeouts so that the guest gives up on the dead
     # controller quickly.
     guest_args "$p.sock" "$secure" 0 "demo=nvme-loop size=4 loops=500 nvme_core.io_timeout=5 nvme_core.admin_timeout=5 nvme_core.max_retries=0"
+    # A second QMP monitor, held by qmp_events, to catch the loss event.
+    rm -f "$p.events" "$p.qmp-ev"
+    GUEST_ARGS+=(-qmp "unix:$p.qmp-ev,server=on,wait=off")
     start_client "$p"
+    qmp_events "$p.qmp-ev" "$p.events"
     if ! wait_console "$p.console" 'IO-LOOP 2 ok' 90 "$CLIENT_PID"; then
         report FAIL $name $((SECONDS - t0)) "guest I/O never started ($p.console)"
+        lib_cleanup; return
+    fi
+    if ! wait_console "$p.events" '^ready$' 10 "$EVENTS_PID"; then
+        report FAIL $name $((SECONDS - t0)) "no QMP connection for events ($p.events)"
         lib_cleanup; return
     fi
     kill -KILL "$SERVER_PID"
@@ -217,12 +270,16 @@ test_server_killed() {   # NAME SECURE
         lib_cleanup; return
     fi
     lib_cleanup
+    # The loss as the client reports it (hw/vfio-user/proxy.c and the
+    # VFIO_USER_SERVER_LOST event of hw/vfio-user/pci.c), for our device.
+    lost=$(grep -m 1 'vfio-user: .*: connection to the server lost: ' "$p.client.log")
+    ev=$(grep -m 1 '"event": "VFIO_USER_SERVER_LOST".*"device-id": "vfu0"' "$p.events")
     case "$res" in
         *IOERROR*)
-            if [ "$st" = running ] && [ -s "$p.client.log" ]; then
-                report PASS $name $((SECONDS - t0)) "$res; QMP status after kill: $st; client said: $(head -n 1 "$p.client.log")"
+            if [ "$st" = running ] && [ -n "$lost" ] && [ -n "$ev" ]; then
+                report PASS $name $((SECONDS - t0)) "$res; QMP status after kill: $st; VFIO_USER_SERVER_LOST for vfu0; client said: $lost"
             else
-                report FAIL $name $((SECONDS - t0)) "$res; QMP status: ${st:-no answer}; client log: $(head -c 200 "$p.client.log")"
+                report FAIL $name $((SECONDS - t0)) "$res; QMP status: ${st:-no answer}; loss error: ${lost:-none}; VFIO_USER_SERVER_LOST: ${ev:-none} ($p.client.log, $p.events)"
             fi;;
         *) report FAIL $name $((SECONDS - t0)) "${res:-no result}; guest saw no I/O error ($p.console)";;
     esac
