@@ -1571,18 +1571,38 @@ static void test_rt_stray_fds_before_fd(void)
     check_stray_before_region_fd(true);
 }
 
-/* Replies to posted writes, which asked for none */
+/*
+ * Replies to posted writes, which asked for none.  The writes must have
+ * been posted (NO_REPLY), or the hook never misbehaved and this proves
+ * nothing.
+ */
 static void test_rt_reply_to_posted(void)
 {
+    g_autoptr(GArray) writes = NULL;
+    unsigned posted = 0;
     TestCtx c = { 0 };
 
     ctx_start(&c, ",x-post-writes=on");
+    vu_test_server_clear_log(c.f.srv);
     hostile_arm(&c.h, VFIO_USER_REGION_WRITE, VFIO_PCI_BAR0_REGION_INDEX,
                 fn_reply_to_posted);
     for (int i = 0; i < 10; i++) {
         assert_works(&c);
     }
     g_assert(hostile_wait_hits(&c.h, 10));
+    writes = vu_test_server_region_writes(c.f.srv);
+    for (guint i = 0; i < writes->len; i++) {
+        VUTestRegionWriteRecord *w = &g_array_index(writes,
+                                                    VUTestRegionWriteRecord,
+                                                    i);
+
+        if (w->region == VFIO_PCI_BAR0_REGION_INDEX &&
+            w->offset == VU_TEST_REG_SCRATCH) {
+            g_assert(w->no_reply);
+            posted++;
+        }
+    }
+    g_assert_cmpuint(posted, ==, 10);
     ctx_stop(&c);
 }
 
@@ -2157,20 +2177,46 @@ static void test_dma_beyond_limit(void)
     ctx_stop(&c);
 }
 
-/* Short DMA requests: no room for address and count */
+/*
+ * Short DMA requests: no room for address and count.  Each is answered
+ * with an EINVAL error reply (the server sees them as replies to nothing
+ * it waits for), and the connection goes on.
+ */
 static void test_dma_short_request(void)
 {
     g_autoptr(GByteArray) junk = g_byte_array_new();
+    g_autoptr(GArray) replies = NULL;
     uint8_t payload[8] = { 0 };
+    VUTestServerStats st;
     TestCtx c = { 0 };
 
     dma_start(&c);
+    vu_test_server_clear_log(c.f.srv);
     put_hdr(junk, 0x4000, VFIO_USER_DMA_WRITE, 16 + sizeof(payload),
             VFIO_USER_REQUEST, 0);
     g_byte_array_append(junk, payload, sizeof(payload));
     put_hdr(junk, 0x4001, VFIO_USER_DMA_READ, 16, VFIO_USER_REQUEST, 0);
     g_assert_cmpint(vu_test_server_send_raw(c.f.srv, junk->data, junk->len,
                                             NULL, 0), ==, 0);
+    for (int i = 0; i < WAIT_MS; i++) {
+        vu_test_server_get_stats(c.f.srv, &st);
+        if (st.stale_replies >= 2) {
+            break;
+        }
+        g_usleep(1000);
+    }
+    replies = vu_test_server_stale_replies(c.f.srv);
+    g_assert_cmpuint(replies->len, ==, 2);
+    for (guint i = 0; i < replies->len; i++) {
+        VUTestReplyRecord *r = &g_array_index(replies, VUTestReplyRecord, i);
+
+        g_assert_cmphex(r->id, ==, 0x4000 + i);
+        g_assert_cmpuint(r->command, ==,
+                         i ? VFIO_USER_DMA_READ : VFIO_USER_DMA_WRITE);
+        g_assert_cmphex(r->flags & VFIO_USER_TYPE, ==, VFIO_USER_REPLY);
+        g_assert(r->flags & VFIO_USER_ERROR);
+        g_assert_cmpuint(r->error_reply, ==, EINVAL);
+    }
     dma_finish(&c);
 }
 

@@ -154,6 +154,7 @@ struct VUTestServer {
     GArray *set_irqs;
     GArray *region_writes;
     GArray *dma_errors;
+    GArray *stale_replies;
     VUTestServerStats stats;
 };
 
@@ -182,6 +183,18 @@ static void vu_log(VUTestServer *s, GArray *log, const void *rec)
         return;
     }
     g_array_append_vals(log, rec, 1);
+}
+
+/* A reply to nothing the server waits for: counted, and kept for tests */
+static void vu_record_stale_reply(VUTestServer *s, const VUMsg *msg)
+{
+    VUTestReplyRecord rec = {
+        .id = msg->hdr.id, .command = msg->hdr.command,
+        .flags = msg->hdr.flags, .error_reply = msg->hdr.error_reply,
+    };
+
+    s->stats.stale_replies++;
+    vu_log(s, s->stale_replies, &rec);
 }
 
 static void vu_msg_free(VUMsg *msg)
@@ -1568,7 +1581,7 @@ static int vu_dma_msg(VUTestServer *s, const VUTestDMARequest *req,
         }
         if (msg->hdr.id != hdr.id || msg->hdr.command != cmd) {
             g_mutex_lock(&s->lock);
-            s->stats.stale_replies++;
+            vu_record_stale_reply(s, msg);
             g_mutex_unlock(&s->lock);
             vu_msg_free(msg);
             continue;
@@ -2241,7 +2254,7 @@ static void vu_handle_msg(VUTestServer *s, VUMsg *msg)
     g_mutex_lock(&s->lock);
     if (type == VFIO_USER_REPLY) {
         /* Ours are consumed while we wait for them */
-        s->stats.stale_replies++;
+        vu_record_stale_reply(s, msg);
         g_mutex_unlock(&s->lock);
         return;
     }
@@ -2499,6 +2512,7 @@ VUTestServer *vu_test_server_new(const char *socket_path,
     s->region_writes = g_array_new(FALSE, TRUE,
                                    sizeof(VUTestRegionWriteRecord));
     s->dma_errors = g_array_new(FALSE, TRUE, sizeof(VUTestDMAErrorRecord));
+    s->stale_replies = g_array_new(FALSE, TRUE, sizeof(VUTestReplyRecord));
     vu_irqs_init(s);
     vu_config_init(s);
     vu_msix_table_init(s);
@@ -2561,6 +2575,7 @@ void vu_test_server_free(VUTestServer *s)
     g_array_unref(s->set_irqs);
     g_array_unref(s->region_writes);
     g_array_unref(s->dma_errors);
+    g_array_unref(s->stale_replies);
     g_free(s->client.json);
     g_free(s->path);
     g_mutex_clear(&s->lock);
@@ -2670,6 +2685,11 @@ GArray *vu_test_server_dma_errors(VUTestServer *s)
     return vu_copy_log(s, s->dma_errors);
 }
 
+GArray *vu_test_server_stale_replies(VUTestServer *s)
+{
+    return vu_copy_log(s, s->stale_replies);
+}
+
 unsigned vu_test_server_num_mappings(VUTestServer *s)
 {
     unsigned n;
@@ -2697,6 +2717,7 @@ void vu_test_server_clear_log(VUTestServer *s)
     g_array_set_size(s->set_irqs, 0);
     g_array_set_size(s->region_writes, 0);
     g_array_set_size(s->dma_errors, 0);
+    g_array_set_size(s->stale_replies, 0);
     memset(&s->stats, 0, sizeof(s->stats));
     s->stats.connections = s->connected;
     g_mutex_unlock(&s->lock);

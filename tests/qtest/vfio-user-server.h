@@ -221,6 +221,14 @@ typedef struct VUTestDMAErrorRecord {
     bool error_reply;           /* the client replied with an error */
 } VUTestDMAErrorRecord;
 
+/* A reply the server got to no request it was waiting for */
+typedef struct VUTestReplyRecord {
+    uint16_t id;
+    uint16_t command;
+    uint32_t flags;
+    uint32_t error_reply;
+} VUTestReplyRecord;
+
 typedef struct VUTestServerStats {
     unsigned connections;
     unsigned disconnects;
@@ -251,6 +259,7 @@ GArray *vu_test_server_dma_unmaps(VUTestServer *s);
 GArray *vu_test_server_set_irqs(VUTestServer *s);
 GArray *vu_test_server_region_writes(VUTestServer *s);
 GArray *vu_test_server_dma_errors(VUTestServer *s);
+GArray *vu_test_server_stale_replies(VUTestServer *s);
 unsigned vu_test_server_num_mappings(VUTestServer *s);
 void vu_test_server_get_stats(VUTestServer *s, VUTestServerStats *stats);
 /* Forget all records, counts and stats */

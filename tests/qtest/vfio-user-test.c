@@ -15,6 +15,7 @@
 #include "libqos/pci-pc.h"
 #include "qobject/qdict.h"
 #include "qobject/qjson.h"
+#include "qemu/atomic.h"
 #include "qemu/bswap.h"
 #include "hw/pci/pci_regs.h"
 #include "vfio-user-server.h"
@@ -317,20 +318,100 @@ static void test_busy_poll_window_widens(void)
     g_assert_cmpfloat(polled - slept, >=, 100);
 }
 
+/* Every BAR0 read is answered *(unsigned *)@opaque us late, as it is now */
+static VUTestHookAction varying_bar0_reads(VUTestServer *s,
+                                           const VUTestMsg *msg,
+                                           GByteArray *reply, void *opaque)
+{
+    return slow_bar0_reads(s, msg, reply,
+                           GUINT_TO_POINTER(qatomic_read((unsigned *)opaque)));
+}
+
+/*
+ * vfio_user_poll_window trace lines of the log @path: how many opened or
+ * widened the window (@open), or closed it.
+ */
+static unsigned count_poll_window_traces(const char *path, bool open)
+{
+    static const char now[] = "busy-poll window now ";
+    g_autofree char *txt = NULL;
+    g_auto(GStrv) lines = NULL;
+    unsigned n = 0;
+
+    if (!g_file_get_contents(path, &txt, NULL, NULL)) {
+        return 0;
+    }
+    lines = g_strsplit(txt, "\n", -1);
+    for (int i = 0; lines[i]; i++) {
+        const char *w = strstr(lines[i], now);
+
+        if (w && strstr(lines[i], "vfio_user_poll_window")) {
+            uint64_t ns = g_ascii_strtoull(w + strlen(now), NULL, 10);
+
+            n += open ? ns > 0 : ns == 0;
+        }
+    }
+    return n;
+}
+
 /*
  * Replies 3 ms late, past x-poll-max-ns: the window closes, and waiting
  * costs next to no CPU more than with polling off.  Were the window to
- * stay open, each read would spin for the whole millisecond.
+ * stay open, each read would spin for the whole millisecond.  So that a
+ * device that never polled at all cannot pass, the same device first
+ * meets replies 200 us late, and its window must open (the
+ * vfio_user_poll_window trace says so) before the slow replies close it.
  */
 static void test_busy_poll_slow_server(void)
 {
+    enum { FAST = 20, WARMUP = 20, READS = 40 };
+    VUTestServerConfig cfg;
+    TestCtx c = { 0 };
+    g_autofree char *trace = NULL;
+    g_autofree char *qemu_extra = NULL;
+    unsigned delay_us = 200;
     double slept, polled;
+    unsigned opened, closed;
+    uint64_t before;
+    int fd;
 
     if (skip_without_thread_cpu_time()) {
         return;
     }
     slept = cpu_us_per_slow_read(3000, 0);
-    polled = cpu_us_per_slow_read(3000, 1000000);
+
+    fd = g_file_open_tmp("vfio-user-poll-XXXXXX.trace", &trace, NULL);
+    g_assert(fd >= 0);
+    close(fd);
+    qemu_extra = g_strdup_printf("-trace enable=vfio_user_poll_window,"
+                                 "file=%s", trace);
+    vu_test_server_config_init(&cfg);
+    cfg.hook = varying_bar0_reads;
+    cfg.hook_opaque = &delay_us;
+    ctx_start(&c, &cfg, qemu_extra, ",x-poll-max-ns=1000000");
+    for (int i = 0; i < FAST; i++) {
+        vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID);
+    }
+    /* Checked at the end, once the trace file is gone */
+    opened = count_poll_window_traces(trace, true);
+
+    qatomic_set(&delay_us, 3000);
+    for (int i = 0; i < WARMUP; i++) {
+        vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID);
+    }
+    before = qemu_main_thread_cpu_ns(&c);
+    for (int i = 0; i < READS; i++) {
+        g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
+                        VU_TEST_ID_MAGIC);
+    }
+    polled = (qemu_main_thread_cpu_ns(&c) - before) / 1000.0 / READS;
+    vu_fixture_stop(&c.f);
+    closed = count_poll_window_traces(trace, false);
+    unlink(trace);
+    g_test_message("server 3000 us late after 200 us: QEMU main thread CPU "
+                   "%.1f us per read, %.1f with polling off", polled, slept);
+    g_assert_cmpuint(opened, >, 0);
+    g_assert_cmpuint(closed, >, 0);
     g_assert_cmpfloat(polled - slept, <, 1000 / 3);
 }
 
@@ -563,13 +644,16 @@ static void test_msix(void)
 /*
  * Many MSI-X vectors and a server that takes many fds per message: every
  * vector in use has its eventfd, however many SET_IRQS that takes, and
- * the first and last ones reach the guest.  With NORESIZE, vfio-pci sets
+ * each one's message reaches the guest.  With NORESIZE, vfio-pci sets
  * all vectors in use at once each time one more is used.
  */
 static void check_msix_many(bool noresize)
 {
     const unsigned nvec = 40;
     VUTestServerConfig cfg;
+    g_autoptr(GArray) sets = NULL;
+    g_autofree bool *has_fd = g_new0(bool, nvec);
+    unsigned last_end = 0, per_vector = 0;
     TestCtx c = { 0 };
 
     vu_test_server_config_init(&cfg);
@@ -591,9 +675,48 @@ static void check_msix_many(bool noresize)
                        entry + PCI_MSIX_ENTRY_VECTOR_CTRL, 0);
         qtest_writel(c.f.qts, GUEST_MSI + 4 * v, 0);
     }
-    for (unsigned v = 0; v < nvec; v += nvec - 1) {
+    /* The server signals each vector's eventfd: none may be missing. */
+    for (unsigned v = 0; v < nvec; v++) {
         vu_fixture_bar0_writel(&c.f, VU_TEST_REG_IRQ_RAISE, v);
         g_assert(wait_guest_u32(c.f.qts, GUEST_MSI + 4 * v, 0x1000 + v));
+    }
+
+    /*
+     * The SET_IRQS that gave them: MSI-X trigger eventfds, one fd per
+     * vector of the range, all accepted, covering every vector.  With
+     * NORESIZE each time all vectors in use are set from 0, in as many
+     * messages as the fds need (each one going on where the last ended),
+     * the last time all of them; without, vectors are added one by one.
+     */
+    sets = vu_test_server_set_irqs(c.f.srv);
+    for (guint i = 0; i < sets->len; i++) {
+        VUTestSetIrqsRecord *s = &g_array_index(sets, VUTestSetIrqsRecord, i);
+
+        if (s->index != VFIO_PCI_MSIX_IRQ_INDEX || !s->nfds) {
+            continue;
+        }
+        g_assert_cmpint(s->err, ==, 0);
+        g_assert_cmphex(s->flags, ==,
+                        VFIO_IRQ_SET_DATA_EVENTFD |
+                        VFIO_IRQ_SET_ACTION_TRIGGER);
+        g_assert_cmpuint(s->nfds, ==, s->count);
+        g_assert_cmpuint(s->start + s->count, <=, nvec);
+        for (unsigned v = s->start; v < s->start + s->count; v++) {
+            has_fd[v] = true;
+        }
+        if (noresize && s->start) {
+            g_assert_cmpuint(s->start, ==, last_end);
+        }
+        per_vector += s->start > 0 && s->count == 1;
+        last_end = s->start + s->count;
+    }
+    for (unsigned v = 0; v < nvec; v++) {
+        g_assert(has_fd[v]);
+    }
+    if (noresize) {
+        g_assert_cmpuint(last_end, ==, nvec);
+    } else {
+        g_assert_cmpuint(per_vector, >, 0);
     }
     qpci_msix_disable(c.f.dev);
     vu_fixture_stop(&c.f);
