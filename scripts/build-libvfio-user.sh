@@ -55,14 +55,23 @@ ninja -C "$out" samples/gpio-pci-idio-16 samples/server samples/null \
     die "building libvfio-user failed, see $out/build.log"
 
 # Our device links the library just built; rebuild when either changed.
+# Whether the library DMAs by message at the offset asked for (our patch
+# 0010, vfu_dma_transfer() adding sg->offset) decides what the device
+# accepts: the tarball's library as shipped does not.
 lib=$out/lib/libvfio-user.so
 dma_bin=$out/samples/dma-device
+sgl_offset=0
+grep -q 'sg->dma_addr + sg->offset + count' "$tree/lib/libvfio-user.c" &&
+    sgl_offset=1
 if [ ! -x "$dma_bin" ] || [ "$dma_src" -nt "$dma_bin" ] ||
-        [ "$lib" -nt "$dma_bin" ]; then
+        [ "$lib" -nt "$dma_bin" ] ||
+        [ "$(cat "$dma_bin.sgl-offset" 2>/dev/null)" != "$sgl_offset" ]; then
     ${CC:-cc} -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter \
+        -DDMA_DEV_SGL_OFFSET=$sgl_offset \
         -I"$tree/include" -o "$dma_bin.tmp" "$dma_src" \
         -L"$out/lib" -lvfio-user -Wl,-rpath,"$out/lib" \
         >"$out/dma-device.log" 2>&1 ||
         die "building dma-device failed, see $out/dma-device.log"
     mv -f "$dma_bin.tmp" "$dma_bin"
+    echo "$sgl_offset" > "$dma_bin.sgl-offset"
 fi

@@ -19,7 +19,11 @@
  * sg->dma_addr + count, and sg->dma_addr is the region's start; the
  * offset is ignored).  Rather than move the wrong bytes, a DMA by message
  * that does not start at the start of a DMA region fails with ENOTSUP;
- * the QUERY registers tell where regions start.
+ * the QUERY registers tell where regions start.  Built against a library
+ * with the fix (our patch 0010 to QEMU's copy, or newer libvfio-user),
+ * with -DDMA_DEV_SGL_OFFSET=1, it DMAs by message at any address, and
+ * says so in bit 0 of the FEATURES register; scripts/build-libvfio-user.sh
+ * looks at the library's source to decide.
  *
  *   PCI id  1234:11e9, class 0xff0000 (unassigned), INTx pin A
  *   BAR0    4 KiB MMIO, the registers below (little endian, any width)
@@ -62,6 +66,7 @@
 #define DMA_DEV_REG_QUERY_ADDR  0x40    /* RW, 64-bit: an IOVA */
 #define DMA_DEV_REG_QUERY_BASE  0x48    /* RO, 64-bit: start of its region */
 #define DMA_DEV_REG_QUERY_SIZE  0x50    /* RO, 64-bit: its size, 0: none */
+#define DMA_DEV_REG_FEATURES    0x58    /* RO: DMA_DEV_FEAT_* */
 #define DMA_DEV_BAR0_SIZE       0x1000
 
 #define DMA_DEV_ID_MAGIC        0x444d4131  /* "DMA1" */
@@ -69,6 +74,13 @@
 #define DMA_DEV_CMD_TO_GUEST    2   /* buffer -> guest, vfu_sgl_write */
 
 #define DMA_DEV_BUF_SIZE        0x10000
+
+/* DMA by message at any offset inside a DMA region */
+#define DMA_DEV_FEAT_MSG_OFFSET 1
+
+#ifndef DMA_DEV_SGL_OFFSET
+#define DMA_DEV_SGL_OFFSET      0   /* the library ignores sg->offset */
+#endif
 
 typedef struct DmaRegion {
     uint64_t iova;
@@ -157,7 +169,7 @@ static int dma_dev_transfer(DmaDevice *d, uint64_t addr, uint8_t *data,
             }
             vfu_sgl_put(d->ctx, d->sg, &iov, 1);
             d->map_bytes += chunk;
-        } else if (!r || addr != r->iova) {
+        } else if (!DMA_DEV_SGL_OFFSET && (!r || addr != r->iova)) {
             vfu_log(d->ctx, LOG_ERR, "DMA by message at 0x%llx: not the "
                     "start of a DMA region, which is all libvfio-user's "
                     "vfu_sgl_read/write reach", (unsigned long long)addr);
@@ -266,6 +278,8 @@ static ssize_t dma_dev_bar0_access(vfu_ctx_t *ctx, char *buf, size_t count,
     dma_dev_put64(regs, DMA_DEV_REG_QUERY_ADDR, d->query_addr);
     dma_dev_put64(regs, DMA_DEV_REG_QUERY_BASE, r ? r->iova : UINT64_MAX);
     dma_dev_put64(regs, DMA_DEV_REG_QUERY_SIZE, r ? r->size : 0);
+    dma_dev_put32(regs, DMA_DEV_REG_FEATURES,
+                  DMA_DEV_SGL_OFFSET ? DMA_DEV_FEAT_MSG_OFFSET : 0);
     if (!is_write) {
         unsigned i, mapped = 0;
 
