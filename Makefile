@@ -9,6 +9,8 @@
 #   make fuzz       fuzz the client's receive path with libFuzzer
 #                   (FUZZ_SECONDS=N, default 600; fuzz/vfio-user-fuzz.c)
 #   make libvfio-user   build libvfio-user and its samples (interop peers)
+#   make libvfio-user-pristine   the same from the library as the tarball
+#                   ships it, without our patches (build/libvfio-user-pristine)
 #   make server     QEMU's own vfio-user server (x-vfio-user-server), in
 #                   build/qemu/build-server
 #   make patchset   the whole series as git format-patch output
@@ -23,6 +25,7 @@ QBUILD := $(TREE)/build
 CACHE ?= $(HOME)/.cache/vfio-user-client
 QEMU_BIN := $(QBUILD)/qemu-system-x86_64
 LVU_BUILD := $(BUILD)/libvfio-user
+LVU_PRISTINE := $(BUILD)/libvfio-user-pristine
 SBUILD := $(TREE)/build-server
 NINJA ?= ninja
 
@@ -40,7 +43,8 @@ export CONFIGURE_FLAGS
 
 PATCHES := $(sort $(wildcard patches/*.patch))
 
-.PHONY: all deps source tree configure qemu libvfio-user server check demo \
+.PHONY: all deps source tree configure qemu libvfio-user \
+	libvfio-user-pristine server check demo \
 	bench fuzz check-sanitizers \
 	patchset export-patches reset-tree clean distclean
 
@@ -83,6 +87,13 @@ libvfio-user: tree
 	@scripts/build-libvfio-user.sh $(TREE)/subprojects/libvfio-user \
 		$(LVU_BUILD)
 
+# The same peers from libvfio-user exactly as QEMU 10.0's tarball ships
+# it (tag upstream of the build tree), without our patches to it, in
+# $(LVU_PRISTINE)/build/samples: make check runs the interop qtests
+# against both.
+libvfio-user-pristine: tree
+	@scripts/build-libvfio-user-pristine.sh $(TREE) $(LVU_PRISTINE)
+
 # QEMU's own vfio-user server as a peer: the same tree and flags plus
 # --enable-multiprocess --enable-vfio-user-server, in its own build dir.
 $(SBUILD)/build.ninja: $(TREE)/.prepared
@@ -92,7 +103,7 @@ server: tree $(SBUILD)/build.ninja
 	@$(NINJA) -C $(SBUILD) qemu-system-x86_64
 	@scripts/link-firmware.sh $(CACHE) $(SBUILD)
 
-check: qemu libvfio-user server
+check: qemu libvfio-user libvfio-user-pristine server
 	@scripts/check.sh $(TOP)
 
 # make demo [SECURE_DMA=off] [VIOMMU=1] [INTERACTIVE=1] [SIZE=MiB]

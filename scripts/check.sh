@@ -2,8 +2,10 @@
 # make check: the project's test command.
 #
 #  1. checkpatch on every patch of the series (make patchset output);
-#  2. the qtests we own, plus QEMU's device-introspect-test for x86_64 as a
-#     guard that our hw/vfio patches leave kernel VFIO devices alone;
+#  2. the qtests we own (the interop one twice: against libvfio-user from
+#     the tree our series patches, and as the tarball ships it), plus
+#     QEMU's device-introspect-test for x86_64 as a guard that our hw/vfio
+#     patches leave kernel VFIO devices alone;
 #  3. the emitted series applies with git am to a fresh unpack of the
 #     pristine tarball, gives the tree we built, and that tree builds.
 #
@@ -59,10 +61,9 @@ if ! ninja -C "$qbuild" "${targets[@]}" >"$log/qtest-build.log" 2>&1; then
     tail -n 40 "$log/qtest-build.log"
     fail "build qtests" "see $log/qtest-build.log"
 else
-    # The interop peers (make libvfio-user).
-    export VFIO_USER_SAMPLES="$build/libvfio-user/samples"
-    for t in "${qtests[@]}"; do
-        tlog="$log/qtest-$t.log"
+    # run_qtest NAME LOGNAME LABEL: one qtest binary, one PASS/FAIL line
+    run_qtest() {
+        local t=$1 tlog=$log/qtest-$2.log label=$3 rc ok nok skip
         (cd "$qbuild" &&
          QTEST_QEMU_BINARY=./qemu-system-x86_64 \
          QTEST_QEMU_IMG=./qemu-img \
@@ -74,12 +75,27 @@ else
         skip=$(grep '^ok ' "$tlog" | grep -c '# SKIP')
         skipped=$((skipped + skip))
         if [ "$rc" = 0 ] && [ "$nok" = 0 ] && [ "$ok" -gt 0 ]; then
-            pass "qtest $t ($ok cases, $skip skipped)"
+            pass "qtest $label ($ok cases, $skip skipped)"
         else
             grep '^not ok' "$tlog" | head -n 20
-            fail "qtest $t" "exit $rc, $ok ok, $nok not ok, see $tlog"
+            fail "qtest $label" "exit $rc, $ok ok, $nok not ok, see $tlog"
         fi
+    }
+    # The interop peers (make libvfio-user): libvfio-user from the tree
+    # our series patches.
+    export VFIO_USER_SAMPLES="$build/libvfio-user/samples"
+    for t in "${qtests[@]}"; do
+        run_qtest "$t" "$t" "$t"
     done
+    # The interop cases again against libvfio-user as the tarball ships
+    # it (make libvfio-user-pristine); the cases that need our patches to
+    # the library skip, each naming the patch.
+    if printf '%s\n' "${qtests[@]}" | grep -qx vfio-user-interop-test; then
+        VFIO_USER_SAMPLES="$build/libvfio-user-pristine/build/samples" \
+        VFIO_USER_PRISTINE=1 \
+            run_qtest vfio-user-interop-test vfio-user-interop-test-pristine \
+                "vfio-user-interop-test against libvfio-user as shipped"
+    fi
 fi
 
 # --- guest tests: Linux guests driving devices in another process ---------
