@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # libvfio-user exactly as QEMU 10.0's tarball ships it, without our
-# series (whose patches 0010 and 0015 change the library), with its
+# series (patches/0010 and patches/0015 change the library), with its
 # samples and our dma-device: the second set of interop peers, so that
 # make check shows which interop cases work with an unpatched library.
 # The source is subprojects/libvfio-user at tag "upstream" of the build

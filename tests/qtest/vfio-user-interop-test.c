@@ -7,10 +7,11 @@
  * $VFIO_USER_SAMPLES names the directory holding the gpio-pci-idio-16,
  * server and dma-device binaries (scripts/build-libvfio-user.sh builds
  * them); without it the tests are skipped.  make check runs this twice:
- * with the library from the tree our series patches (patches 0010 and
- * 0015 change libvfio-user's DMA code), and with the library exactly as
- * QEMU 10.0's tarball ships it, with $VFIO_USER_PRISTINE=1: there the
- * cases that need our patches are skipped, each saying which.  Each test
+ * with the library from the tree our series patches (it changes where
+ * libvfio-user's DMA_READ/WRITE go and how many DMA mappings it takes),
+ * and with the library exactly as QEMU 10.0's tarball ships it, with
+ * $VFIO_USER_PRISTINE=1: there the cases that need our fixes are
+ * skipped, each saying which.  Each test
  * runs its server in a fresh temporary directory and kills it at the
  * end, or when the test aborts.
  */
@@ -531,8 +532,8 @@ static void test_dma(const void *opaque)
  * ways: each DMA_READ/WRITE must carry the address asked for, so the
  * bytes land there and the region's start is left alone.  The tarball's
  * libvfio-user sends the region's start instead (see dma-device.c);
- * patch 0010 of our series fixes QEMU's copy, so against the library as
- * shipped this case is skipped.
+ * our series fixes QEMU's copy, so against the library as shipped this
+ * case is skipped.
  */
 static void test_dma_offset(const void *opaque)
 {
@@ -562,7 +563,8 @@ static void test_dma_offset(const void *opaque)
     if (pristine_samples()) {
         g_assert_cmphex(features & DMA_FEAT_MSG_OFFSET, ==, 0);
         g_test_skip("libvfio-user as shipped DMAs by message only at the "
-                    "start of a region: needs patch 0010");
+                    "start of a region: needs the series' fix to "
+                    "vfu_dma_transfer()");
         goto out;
     }
     g_assert_cmphex(features & DMA_FEAT_MSG_OFFSET, ==, DMA_FEAT_MSG_OFFSET);

@@ -20,7 +20,7 @@
  * offset is ignored).  Rather than move the wrong bytes, a DMA by message
  * that does not start at the start of a DMA region fails with ENOTSUP;
  * the QUERY registers tell where regions start.  Built against a library
- * with the fix (our patch 0010 to QEMU's copy, or newer libvfio-user),
+ * with the fix (QEMU's copy as our series patches it, or newer libvfio-user),
  * with -DDMA_DEV_SGL_OFFSET=1, it DMAs by message at any address, and
  * says so in bit 0 of the FEATURES register; scripts/build-libvfio-user.sh
  * looks at the library's source to decide.
