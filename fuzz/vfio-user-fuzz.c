@@ -23,12 +23,19 @@
  * Why libFuzzer rather than AFL++: the client is a library with threads
  * and a socket, not a program reading a file.  libFuzzer runs it
  * in-process, with no fork or exec per input (the cost per input is the
- * client's own: a connection, three threads, a conversation), works
+ * client's own: a connection, its receive thread, a conversation), works
  * hand in hand with ASan/UBSan (a finding in any thread stops the run
  * and saves the input), and needs nothing but clang (Debian's clang-14,
  * libclang-rt-14-dev, llvm-14 for the symbolizer).  Being in-process, it
  * needs the harness to leave nothing behind: it checks per input that no
  * fd and no thread outlives the connection.
+ *
+ * Time is virtual (fuzz/virtual-time.c): every timeout, the client's and
+ * the harness's own (WAIT, DELAY), fires as soon as nothing but a timeout
+ * can happen, in the order of the deadlines.  An input thus costs what
+ * its conversation computes, not what it waits, and the outcome of a
+ * race between two timeouts does not depend on the machine's load.
+ * Threads, the client's too, come from a pool of the harness.
  *
  * Input format: a sequence of chunks, each
  *   ctrl (1 byte) | len (2 bytes, little-endian, clamped to what is left)
@@ -57,6 +64,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <dirent.h>
+#include <poll.h>
 #include "qapi/error.h"
 #include "qemu/main-loop.h"
 #include "qemu/module.h"
@@ -66,6 +74,7 @@
 #include "hw/vfio-user/device.h"
 #include "hw/vfio-user/dma.h"
 #include "vfio-user-fuzz.h"
+#include "virtual-time.h"
 
 #define TIMEOUT_MS      20
 #define MAX_DELAYS      2
@@ -97,6 +106,8 @@ VFIOUserDevice *vfio_user_device_of(VFIODevice *vdev)
 
 typedef struct Server {
     int fd;
+    int client_fd;              /* the client's end */
+    VFIOUserProxy *proxy;
     const uint8_t *data;
     size_t size;
     QemuMutex lock;
@@ -107,7 +118,7 @@ typedef struct Server {
     bool eof;
 } Server;
 
-static int baseline_fds = -1, baseline_threads;
+static int baseline_fds = -1, baseline_threads, baseline_pool;
 static FILE *report;            /* the real stderr, for the harness */
 
 /*
@@ -232,7 +243,10 @@ static bool srv_read(int fd, void *buf, size_t len)
             .msg_iov = &iov, .msg_iovlen = 1,
             .msg_control = cbuf, .msg_controllen = sizeof(cbuf),
         };
-        ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+        ssize_t n;
+
+        vt_wait_fd(fd, -1);
+        n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
 
         if (n < 0 && errno == EINTR) {
             continue;
@@ -281,31 +295,52 @@ static void *srv_reader(void *opaque)
             if (s->tail - s->head < ARRAY_SIZE(s->reqs)) {
                 s->reqs[s->tail++ % ARRAY_SIZE(s->reqs)] = hdr;
             }
-            qemu_cond_broadcast(&s->cond);
+            vt_cond_broadcast(&s->cond);
             qemu_mutex_unlock(&s->lock);
         }
     }
 out:
     qemu_mutex_lock(&s->lock);
-    s->eof = true;
-    qemu_cond_broadcast(&s->cond);
+    qatomic_set(&s->eof, true);
+    vt_cond_broadcast(&s->cond);
     qemu_mutex_unlock(&s->lock);
     return NULL;
 }
 
+/*
+ * For the virtual clock: bytes or a hang-up still to be read by a thread
+ * that will read them (a dead client reads nothing more; the server's
+ * reader ends at the client's hang-up).
+ */
+static bool srv_pending(void *opaque)
+{
+    Server *s = opaque;
+    struct pollfd p[2] = {
+        { .fd = s->client_fd, .events = POLLIN },
+        { .fd = s->fd, .events = POLLIN },
+    };
+
+    if (poll(p, 2, 0) <= 0) {
+        return false;
+    }
+    return (p[0].revents &&
+            !(s->proxy && vfio_user_is_dead(s->proxy))) ||
+           (p[1].revents && !qatomic_read(&s->eof));
+}
+
 static bool srv_wait_request(Server *s, VFIOUserHdr *req)
 {
-    int64_t deadline = g_get_monotonic_time() / 1000 + TIMEOUT_MS;
+    int64_t deadline = vt_now_ns() / SCALE_MS + TIMEOUT_MS;
     bool got = false;
 
     qemu_mutex_lock(&s->lock);
     while (s->head == s->tail && !s->client_done && !s->eof) {
-        int64_t left = deadline - g_get_monotonic_time() / 1000;
+        int64_t left = deadline - vt_now_ns() / SCALE_MS;
 
         if (left <= 0) {
             break;
         }
-        qemu_cond_timedwait(&s->cond, &s->lock, left);
+        vt_cond_timedwait(&s->cond, &s->lock, left);
     }
     if (s->head != s->tail) {
         *req = s->reqs[s->head++ % ARRAY_SIZE(s->reqs)];
@@ -415,7 +450,7 @@ static void *srv_writer(void *opaque)
             srv_wait_request(s, &req);
         }
         if ((ctrl & C_DELAY) && delays++ < MAX_DELAYS) {
-            g_usleep((TIMEOUT_MS + 5) * 1000);
+            vt_sleep_ms(TIMEOUT_MS + 5);
         }
         if ((ctrl & C_FIX) && len >= sizeof(VFIOUserHdr)) {
             VFIOUserHdr *h = (VFIOUserHdr *)buf;
@@ -605,6 +640,7 @@ static const uint8_t warmup[] = {
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    vt_init();
     qemu_mutex_init(&input_fds_lock);
     module_call_init(MODULE_INIT_TRACE);
     module_call_init(MODULE_INIT_QOM);
@@ -660,9 +696,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (baseline_fds < 0 && initialized) {
         baseline_fds = scan_fds(false);
         baseline_threads = count_dir("/proc/self/task");
+        baseline_pool = vt_pool_threads();
     }
     assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
     s.fd = sv[1];
+    s.client_fd = sv[0];
+    vt_set_pending(srv_pending, &s);
     n_input_fds = 0;
     track_fd(sv[0]);
     addr.u.fd.str = g_strdup_printf("%d", sv[0]);
@@ -671,6 +710,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g_free(addr.u.fd.str);
     vfio_user_set_death_notifier(proxy, death_notify, NULL);
     udev.proxy = proxy;
+    s.proxy = proxy;
 
     memset(DMA_A, 0xaa, 2 * PG);
     table = vfio_user_dma_table_new(proxy);
@@ -686,29 +726,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     qemu_mutex_init(&s.lock);
     qemu_cond_init(&s.cond);
-    qemu_thread_create(&reader, "fuzz-srv-rd", srv_reader, &s,
-                       QEMU_THREAD_JOINABLE);
-    qemu_thread_create(&writer, "fuzz-srv-wr", srv_writer, &s,
-                       QEMU_THREAD_JOINABLE);
+    vt_thread_create(&reader, "fuzz-srv-rd", srv_reader, &s,
+                     QEMU_THREAD_JOINABLE);
+    vt_thread_create(&writer, "fuzz-srv-wr", srv_writer, &s,
+                     QEMU_THREAD_JOINABLE);
 
     client_drive(proxy, table);
 
     /* Let the server play the rest of its input, then see it hang up. */
     qemu_mutex_lock(&s.lock);
     s.client_done = true;
-    qemu_cond_broadcast(&s.cond);
+    vt_cond_broadcast(&s.cond);
     qemu_mutex_unlock(&s.lock);
-    qemu_thread_join(&writer);
-    for (int i = 0; i < 2000 && !vfio_user_is_dead(proxy); i++) {
-        g_usleep(500);
+    vt_thread_join(&writer);
+    for (int i = 0; i < 10000 && !vfio_user_is_dead(proxy); i++) {
+        g_usleep(100);
     }
     /* The main loop tells the device the connection died. */
     while (aio_poll(qemu_get_aio_context(), false)) {
         /* run the death bottom half */
     }
 
+    /* Nothing waits in virtual time any more; s.proxy is about to go. */
+    vt_set_pending(NULL, NULL);
     vfio_user_disconnect(proxy);
-    qemu_thread_join(&reader);
+    vt_thread_join(&reader);
     close(s.fd);
     vfio_user_dma_table_free(table);
     vfio_user_device_close_fds(&udev);
@@ -732,11 +774,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 "%d before: the client leaks eventfds\n", n, baseline_fds);
         abort();
     }
-    /* A joined thread may linger in /proc for a moment. */
-    for (int i = 0; i < 1000 &&
-         (n = count_dir("/proc/self/task")) != baseline_threads; i++) {
-        g_usleep(1000);
+    /*
+     * Threads come from the harness's pool (fuzz/virtual-time.c): each
+     * routine the client started must have ended and been joined, and
+     * nothing else may have started a thread.
+     */
+    n = vt_busy_threads();
+    if (n) {
+        fprintf(report, "vfio-user-fuzz: %d threads still running or not "
+                "joined after the input\n", n);
+        abort();
     }
+    n = count_dir("/proc/self/task") - (vt_pool_threads() - baseline_pool);
     if (n != baseline_threads) {
         fprintf(report, "vfio-user-fuzz: %d threads after the input, "
                 "%d before\n", n, baseline_threads);

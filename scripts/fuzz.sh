@@ -85,6 +85,15 @@ shift
 
 # Our files, straight from the repository (-iquote TOP first: its
 # headers win over whatever the tree's overlay links point at).
+# The client's clock and blocking calls, renamed to fuzz/virtual-time.c's
+# fuzz_* versions in our objects only: timeouts then fire in virtual time,
+# as soon as nothing else can happen (that file says why).
+vt_syms="g_get_monotonic_time clock_gettime poll epoll_wait
+         qio_channel_readv_full qemu_cond_wait_func qemu_cond_timedwait_func
+         qemu_cond_broadcast qemu_thread_create qemu_thread_join"
+redefs=()
+for sym in $vt_syms; do redefs+=(--redefine-sym "$sym=fuzz_$sym"); done
+
 # build NAME CFLAGS HARNESS_CFLAGS LDFLAGS: $out/NAME, objects in
 # $out/obj-NAME.
 build() {
@@ -97,13 +106,16 @@ build() {
         "$CLANG" $ccflags -iquote "$top" "${qflags[@]}" \
             -c "$top/hw/vfio-user/$src.c" -o "$o" ||
             die "compiling hw/vfio-user/$src.c failed"
+        objcopy "${redefs[@]}" "$o" || die "objcopy $o failed"
         objs+=("$o")
     done
     # The harness is not instrumented for coverage: its own branches are
     # not what we want the fuzzer to explore.
-    "$CLANG" $hflags -iquote "$top" "${qflags[@]}" \
-        -c "$top/fuzz/vfio-user-fuzz.c" -o "$obj/harness.o" ||
-        die "compiling fuzz/vfio-user-fuzz.c failed"
+    for src in vfio-user-fuzz virtual-time; do
+        "$CLANG" $hflags -iquote "$top" "${qflags[@]}" \
+            -c "$top/fuzz/$src.c" -o "$obj/$src.o" ||
+            die "compiling fuzz/$src.c failed"
+    done
 
     # The main build's objects, as archives the linker picks from.
     for lib in io qom crypto authz event-loop-base; do
@@ -111,7 +123,7 @@ build() {
         ar rcsT "$obj/lib$lib.a" "$qbuild"/lib$lib.a.p/*.o
     done
     "$CLANG" $ldflags -fsanitize=fuzzer -o "$out/$name.new" \
-        "$obj/harness.o" "${objs[@]}" \
+        "$obj/vfio-user-fuzz.o" "$obj/virtual-time.o" "${objs[@]}" \
         -Wl,--start-group "$qbuild/libqemuutil.a" "$obj"/lib*.a \
         $(pkg-config --libs glib-2.0 gmodule-2.0) -lrt -lutil -lm -lz \
         -Wl,--end-group -pthread || die "linking the harness failed"
