@@ -243,11 +243,13 @@ static bool srv_read(int fd, void *buf, size_t len)
             .msg_iov = &iov, .msg_iovlen = 1,
             .msg_control = cbuf, .msg_controllen = sizeof(cbuf),
         };
-        ssize_t n;
+        ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 
-        vt_wait_fd(fd, -1);
-        n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-
+        if (n < 0 && errno == EAGAIN) {
+            /* Waiting for the client is waiting in virtual time. */
+            vt_wait_fd(fd, -1);
+            continue;
+        }
         if (n < 0 && errno == EINTR) {
             continue;
         }

@@ -62,6 +62,16 @@ static VTPendingFunc vt_pending;
 static void *vt_pending_opaque;
 static __thread int vt_wake_fd = -1;
 
+/*
+ * How a socket's reads wait, as read at its first read in this
+ * conversation (vt_set_pending() starts a new one): -2 does not block,
+ * -1 for ever, else SO_RCVTIMEO in ms.  The client sets them once, at
+ * connect; asking the kernel at every read cost two system calls of the
+ * dozen a round trip makes.
+ */
+static int vt_sock_fd = -1;
+static int vt_sock_wait;
+
 static int64_t real_ns(void)
 {
     struct timespec ts;
@@ -168,10 +178,11 @@ void vt_block_end(void)
     qemu_mutex_unlock(&vt_lock);
 }
 
-bool vt_wait_fd(int fd, int timeout_ms)
+/* Wait for @fd to be readable; its revents, 0 when the timeout passed. */
+static short vt_wait_fd_events(int fd, int timeout_ms)
 {
     VTWaiter w = { .deadline = vt_deadline(timeout_ms) };
-    bool ready = false;
+    short revents;
 
     if (vt_wake_fd < 0) {
         vt_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -186,21 +197,29 @@ bool vt_wait_fd(int fd, int timeout_ms)
         };
         uint64_t v;
 
-        /* Data wins over a timeout that passed meanwhile, as in recvmsg. */
-        if (fd >= 0 && poll(p, 1, 0) > 0) {
-            ready = true;
+        /*
+         * Once the deadline passed this only looks: data there wins over
+         * the timeout, as in recvmsg().
+         */
+        poll(p, 2, w.deadline == INT64_MAX ? -1 : vt_ms_left(w.deadline));
+        revents = p[0].revents;
+        if (revents) {
             break;
+        }
+        if (p[1].revents && read(vt_wake_fd, &v, sizeof(v)) < 0) {
+            /* drained by an earlier wait: nothing to do */
         }
         if (w.deadline != INT64_MAX && vt_now_ns() >= w.deadline) {
             break;
         }
-        poll(p, 2, w.deadline == INT64_MAX ? -1 : vt_ms_left(w.deadline));
-        if (p[1].revents && read(vt_wake_fd, &v, sizeof(v)) < 0) {
-            /* drained by an earlier wait: nothing to do */
-        }
     }
     vt_end(&w);
-    return ready;
+    return revents;
+}
+
+bool vt_wait_fd(int fd, int timeout_ms)
+{
+    return vt_wait_fd_events(fd, timeout_ms) != 0;
 }
 
 void vt_sleep_ms(int ms)
@@ -421,6 +440,7 @@ void vt_init(void)
 
 void vt_set_pending(VTPendingFunc fn, void *opaque)
 {
+    qatomic_set(&vt_sock_fd, -1);
     qemu_mutex_lock(&vt_lock);
     vt_pending = fn;
     vt_pending_opaque = opaque;
@@ -451,11 +471,8 @@ int fuzz_poll(struct pollfd *fds, nfds_t nfds, int timeout)
     if (timeout == 0 || nfds != 1 || fds[0].events != POLLIN) {
         return poll(fds, nfds, timeout);
     }
-    if (!vt_wait_fd(fds[0].fd, timeout)) {
-        fds[0].revents = 0;
-        return 0;
-    }
-    return poll(fds, nfds, 0);
+    fds[0].revents = vt_wait_fd_events(fds[0].fd, timeout);
+    return fds[0].revents != 0;
 }
 
 int fuzz_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
@@ -475,6 +492,27 @@ int fuzz_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
     return n;
 }
 
+
+static int vt_read_wait(int fd)
+{
+    struct timeval tv;
+    socklen_t len = sizeof(tv);
+
+    if (fd == qatomic_read(&vt_sock_fd)) {
+        return qatomic_read(&vt_sock_wait);
+    }
+    if (fcntl(fd, F_GETFL) & O_NONBLOCK) {
+        return -2;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) < 0) {
+        return -2;
+    }
+    qatomic_set(&vt_sock_wait, tv.tv_sec || tv.tv_usec ?
+                tv.tv_sec * 1000 + DIV_ROUND_UP(tv.tv_usec, 1000) : -1);
+    qatomic_set(&vt_sock_fd, fd);
+    return vt_sock_wait;
+}
+
 /* A blocking read with SO_RCVTIMEO gives up after it: in virtual time. */
 ssize_t fuzz_qio_channel_readv_full(QIOChannel *ioc, const struct iovec *iov,
                                     size_t niov, int **fds, size_t *nfds,
@@ -482,17 +520,11 @@ ssize_t fuzz_qio_channel_readv_full(QIOChannel *ioc, const struct iovec *iov,
 {
     QIOChannelSocket *sioc = (QIOChannelSocket *)
         object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_SOCKET);
-    struct timeval tv;
-    socklen_t len = sizeof(tv);
+    int wait = sioc ? vt_read_wait(sioc->fd) : -2;
 
-    if (sioc && !(fcntl(sioc->fd, F_GETFL) & O_NONBLOCK) &&
-        getsockopt(sioc->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0) {
-        int ms = tv.tv_sec * 1000 + DIV_ROUND_UP(tv.tv_usec, 1000);
-
-        if (!vt_wait_fd(sioc->fd, ms ? ms : -1)) {
-            errno = EAGAIN;
-            return QIO_CHANNEL_ERR_BLOCK;
-        }
+    if (wait != -2 && !vt_wait_fd(sioc->fd, wait)) {
+        errno = EAGAIN;
+        return QIO_CHANNEL_ERR_BLOCK;
     }
     return qio_channel_readv_full(ioc, iov, niov, fds, nfds, flags, errp);
 }

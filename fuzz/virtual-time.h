@@ -21,6 +21,7 @@ typedef bool (*VTPendingFunc)(void *opaque);
 
 /* Once, from the thread that drives the client (a participant). */
 void vt_init(void);
+/* At the start of each conversation, and with NULL at its end. */
 void vt_set_pending(VTPendingFunc fn, void *opaque);
 
 /* Monotonic virtual time, in ns. */
