@@ -11,6 +11,7 @@
 
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
+#include "qemu/memfd.h"
 #include "qemu/units.h"
 #include "hw/vfio-user/device.h"
 #include "trace.h"
@@ -100,10 +101,40 @@ static bool region_caps_valid(const struct vfio_region_info *info,
 }
 
 /*
+ * With secure-dma the server is not trusted, and what it hands us to map
+ * into the guest must not be able to hurt QEMU: a file it can shrink
+ * later kills QEMU with SIGBUS on the next guest access, and a file on a
+ * filesystem that can stall a page fault (FUSE, NFS) freezes the vCPU
+ * that touches it.  Only a memfd sealed against shrinking is neither; any
+ * other region is accessed by message.
+ */
+static bool region_fd_safe(VFIOUserDevice *udev, int fd, uint32_t index)
+{
+    int seals;
+
+    if (!udev->secure_dma) {
+        return true;
+    }
+    seals = fcntl(fd, F_GET_SEALS);
+    if (seals >= 0 && (seals & F_SEAL_SHRINK)) {
+        return true;
+    }
+    if (!udev->warned_unsealed_fd) {
+        udev->warned_unsealed_fd = true;
+        warn_report("vfio-user: %s: region %u's fd is not a memfd sealed "
+                    "against shrinking (F_SEAL_SHRINK); with secure-dma=on "
+                    "such regions are accessed by message, not mapped",
+                    vfio_user_name(udev->proxy), index);
+    }
+    return false;
+}
+
+/*
  * A file shorter than the region it backs would kill QEMU with SIGBUS on
  * the first guest access past its end: map only what the file covers.
- * (A server could still shrink it later; only F_SEAL_SHRINK, which
- * libvfio-user servers do not set, would rule that out.)
+ * (A server could still shrink it later: secure-dma rules that out by
+ * asking for F_SEAL_SHRINK, region_fd_safe(); without secure-dma the
+ * server is trusted with guest memory anyway.)
  */
 static bool region_fd_covers(int fd, const struct vfio_region_info *info)
 {
@@ -134,6 +165,32 @@ static int keep_region_fd(VFIOUserDevice *udev, uint32_t index, int fd)
         udev->region_fds[index] = fd;
     }
     return udev->region_fds[index];
+}
+
+/*
+ * hw/vfio asks for some regions' info again long after realize (the ROM
+ * when the guest first reads it) and sizes allocations by the answer: a
+ * region keeps the size it was first given, for the device's lifetime.
+ */
+static bool region_size_unchanged(VFIOUserDevice *udev,
+                                  const struct vfio_region_info *info)
+{
+    uint64_t *known;
+
+    if (!udev->region_sizes || info->index >= udev->num_region_fds) {
+        return true;
+    }
+    known = &udev->region_sizes[info->index];
+    if (*known == UINT64_MAX) {
+        *known = info->size;
+    }
+    if (*known != info->size) {
+        error_report("vfio-user: %s: region %u changed size from 0x%" PRIx64
+                     " to 0x%llx; refused", vfio_user_name(udev->proxy),
+                     info->index, *known, info->size);
+        return false;
+    }
+    return true;
 }
 
 static int vfio_user_get_region_info(VFIODevice *vbasedev,
@@ -187,7 +244,8 @@ static int vfio_user_get_region_info(VFIODevice *vbasedev,
      * sparse area, all for the same file: keep the first.
      */
     if ((info->flags & VFIO_REGION_INFO_FLAG_MMAP) && reply.nfds > 0 &&
-        region_fd_covers(fds[0], info)) {
+        region_fd_covers(fds[0], info) &&
+        region_fd_safe(udev, fds[0], index)) {
         *fd = keep_region_fd(udev, index, fds[0]);
         for (size_t i = 1; i < reply.nfds; i++) {
             close(fds[i]);
@@ -196,6 +254,10 @@ static int vfio_user_get_region_info(VFIODevice *vbasedev,
         for (size_t i = 0; i < reply.nfds; i++) {
             close(fds[i]);
         }
+    }
+    if (!region_size_unchanged(udev, info)) {
+        ret = -EINVAL;
+        goto out_close;
     }
     if (*fd < 0) {
         /* Nothing to map it from: access it by message. */
@@ -311,6 +373,20 @@ static int vfio_user_set_irqs(VFIODevice *vbasedev, struct vfio_irq_set *set)
     return 0;
 }
 
+/*
+ * Config space bits that hw/vfio parses come from the vetted copy,
+ * whatever the server (or a dead one's all ones) says now.
+ */
+static void vet_config_read(VFIODevice *vbasedev, uint8_t index, off_t off,
+                            uint32_t size, void *data)
+{
+    VFIOUserPCIVet *vet = vfio_user_device_of(vbasedev)->config_vet;
+
+    if (vet && index == VFIO_PCI_CONFIG_REGION_INDEX) {
+        vfio_user_pci_vet_read(vet, off, data, size);
+    }
+}
+
 static int vfio_user_region_read(VFIODevice *vbasedev, uint8_t index,
                                  off_t off, uint32_t size, void *data)
 {
@@ -324,6 +400,7 @@ static int vfio_user_region_read(VFIODevice *vbasedev, uint8_t index,
     if (vfio_user_is_dead(proxy)) {
         /* A failed device: all ones, without a word per access. */
         memset(data, 0xff, size);
+        vet_config_read(vbasedev, index, off, size, data);
         return size;
     }
     while (done < size) {
@@ -355,6 +432,7 @@ static int vfio_user_region_read(VFIODevice *vbasedev, uint8_t index,
         memcpy((uint8_t *)data + done, r->data, count);
         done += count;
     }
+    vet_config_read(vbasedev, index, off, size, data);
     return size;
 }
 
@@ -368,6 +446,9 @@ static int vfio_user_region_write(VFIODevice *vbasedev, uint8_t index,
 
     if (index >= vbasedev->num_regions) {
         return -EINVAL;
+    }
+    if (udev->config_vet && index == VFIO_PCI_CONFIG_REGION_INDEX) {
+        vfio_user_pci_vet_write(udev->config_vet, off, data, size);
     }
     if (vfio_user_is_dead(udev->proxy)) {
         return size;            /* a failed device drops writes */
@@ -428,9 +509,11 @@ const VFIODeviceIOOps vfio_user_device_io_ops = {
 void vfio_user_device_init_fds(VFIOUserDevice *udev, uint32_t num_regions)
 {
     udev->region_fds = g_new(int, num_regions);
+    udev->region_sizes = g_new(uint64_t, num_regions);
     udev->num_region_fds = num_regions;
     for (uint32_t i = 0; i < num_regions; i++) {
         udev->region_fds[i] = -1;
+        udev->region_sizes[i] = UINT64_MAX;
     }
 }
 
@@ -443,5 +526,7 @@ void vfio_user_device_close_fds(VFIOUserDevice *udev)
     }
     g_free(udev->region_fds);
     udev->region_fds = NULL;
+    g_free(udev->region_sizes);
+    udev->region_sizes = NULL;
     udev->num_region_fds = 0;
 }

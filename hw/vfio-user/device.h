@@ -8,6 +8,7 @@
 
 #include "hw/vfio/vfio-common.h"
 #include "hw/vfio-user/proxy.h"
+#include "hw/vfio-user/pci-vet.h"
 
 /* Bounds on what a server may declare (vfio-pci has 9 regions, 5 irqs). */
 #define VFIO_USER_MAX_REGIONS       64
@@ -19,8 +20,13 @@
 typedef struct VFIOUserDevice {
     VFIOUserProxy *proxy;
     int *region_fds;            /* mmap fd per region index, or -1 */
+    /* size first reported per region index, or UINT64_MAX: fixed after */
+    uint64_t *region_sizes;
     uint32_t num_region_fds;
     bool secure_dma;            /* never send a memory fd */
+    bool warned_unsealed_fd;    /* said once why a region is not mapped */
+    /* Once set, config space reads see its pinned bits (pci-vet.h) */
+    VFIOUserPCIVet *config_vet;
 } VFIOUserDevice;
 
 extern const VFIODeviceIOOps vfio_user_device_io_ops;

@@ -89,51 +89,83 @@ static void vfio_user_pci_server_died(void *opaque, const char *reason)
                                           reason);
 }
 
-/*
- * A PCI BAR is a power of two (pci_register_bar() asserts it) that its
- * type can address: a server that declares anything else is refused
- * here, with a clear error, rather than leaving the guest a BAR it can
- * never size or map.
- */
-static bool vfio_user_pci_check_bars(VFIOPCIDevice *vdev, Error **errp)
+/* Size the ROM BAR as vfio_pci_size_rom() will, through the same ops. */
+static bool vfio_user_pci_size_rom(VFIODevice *vbasedev, uint32_t *sized,
+                                   Error **errp)
 {
+    const VFIODeviceIOOps *ops = vbasedev->io_ops;
+    uint32_t orig, mask = cpu_to_le32(PCI_ROM_ADDRESS_MASK);
+    uint8_t cfg = VFIO_PCI_CONFIG_REGION_INDEX;
+
+    if (ops->region_read(vbasedev, cfg, PCI_ROM_ADDRESS, 4, &orig) != 4 ||
+        ops->region_write(vbasedev, cfg, PCI_ROM_ADDRESS, 4, &mask,
+                          false) != 4 ||
+        ops->region_read(vbasedev, cfg, PCI_ROM_ADDRESS, 4, sized) != 4 ||
+        ops->region_write(vbasedev, cfg, PCI_ROM_ADDRESS, 4, &orig,
+                          false) != 4) {
+        error_setg(errp, "cannot size the ROM BAR");
+        return false;
+    }
+    *sized = le32_to_cpu(*sized);
+    return true;
+}
+
+/* The size the server gives region @index, 0 if it has none */
+static uint64_t vfio_user_pci_region_size(VFIODevice *vbasedev, int index)
+{
+    g_autofree struct vfio_region_info *info = NULL;
+
+    if (index >= vbasedev->num_regions ||
+        vfio_get_region_info(vbasedev, index, &info)) {
+        return 0;
+    }
+    return info->size;
+}
+
+/*
+ * Before hw/vfio parses config space, read it once and vet it
+ * (pci-vet.c); from then on the device operations serve the bits hw/vfio
+ * relies on from the vetted copy.
+ */
+static bool vfio_user_pci_vet_config(VFIOUserPCIDevice *udev, Error **errp)
+{
+    VFIOPCIDevice *vdev = &udev->parent_obj;
     VFIODevice *vbasedev = &vdev->vbasedev;
+    PCIDevice *pdev = &vdev->pdev;
+    VFIOUserPCIShape shape = {
+        /* not vdev->config_size, which is 32 bits */
+        .config_size = vfio_user_pci_region_size(vbasedev,
+                                                 VFIO_PCI_CONFIG_REGION_INDEX),
+        .rom_bar = !pdev->romfile && pdev->rom_bar,
+    };
+    /* A size vetting refuses is not worth a read; the vetting says why */
+    bool sane = shape.config_size == PCI_CONFIG_SPACE_SIZE ||
+                shape.config_size == PCIE_CONFIG_SPACE_SIZE;
+    g_autofree uint8_t *config = g_malloc0(PCIE_CONFIG_SPACE_SIZE);
+    g_autofree VFIOUserPCIVet *vet = g_new0(VFIOUserPCIVet, 1);
 
     for (int i = 0; i < PCI_ROM_SLOT; i++) {
-        uint64_t size = vdev->bars[i].region.size;
-        uint64_t max = 1ULL << 63;
-        uint32_t bar;
-
-        if (!size) {
-            continue;
-        }
-        if (!is_power_of_2(size)) {
-            error_setg(errp, "BAR%d size 0x%" PRIx64 " is not a power of "
-                       "two", i, size);
-            return false;
-        }
-        if (vbasedev->io_ops->region_read(vbasedev,
-                                          VFIO_PCI_CONFIG_REGION_INDEX,
-                                          PCI_BASE_ADDRESS_0 + 4 * i,
-                                          sizeof(bar), &bar) != sizeof(bar)) {
-            error_setg(errp, "cannot read the type of BAR%d", i);
-            return false;
-        }
-        bar = le32_to_cpu(bar);
-        if (bar & PCI_BASE_ADDRESS_SPACE_IO) {
-            max = 64 * KiB;
-        } else if (!(bar & PCI_BASE_ADDRESS_MEM_TYPE_64)) {
-            max = 2 * GiB;
-        }
-        if (size > max) {
-            error_setg(errp, "BAR%d size 0x%" PRIx64 " is too large for a "
-                       "%s BAR", i, size,
-                       (bar & PCI_BASE_ADDRESS_SPACE_IO) ? "I/O" :
-                       (bar & PCI_BASE_ADDRESS_MEM_TYPE_64) ? "64-bit" :
-                       "32-bit");
+        shape.bar_size[i] = vdev->bars[i].region.size;
+    }
+    if (sane && vbasedev->io_ops->region_read(vbasedev,
+                                              VFIO_PCI_CONFIG_REGION_INDEX, 0,
+                                              shape.config_size, config) !=
+                shape.config_size) {
+        error_setg(errp, "cannot read config space");
+        return false;
+    }
+    if (sane && shape.rom_bar) {
+        shape.rom_region_size =
+            vfio_user_pci_region_size(vbasedev, VFIO_PCI_ROM_REGION_INDEX);
+        if (!vfio_user_pci_size_rom(vbasedev, &shape.rom_bar_sized, errp)) {
             return false;
         }
     }
+    if (!vfio_user_pci_vet(vet, config, &shape, errp)) {
+        error_prepend(errp, "refused the device's config space: ");
+        return false;
+    }
+    udev->udev.config_vet = g_steal_pointer(&vet);
     return true;
 }
 
@@ -238,7 +270,7 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
         goto error;
     }
     if (!vfio_pci_populate_device(vdev, errp) ||
-        !vfio_user_pci_check_bars(vdev, errp)) {
+        !vfio_user_pci_vet_config(udev, errp)) {
         goto error;
     }
     /*
@@ -285,6 +317,8 @@ static void vfio_user_pci_finalize(Object *obj)
     vfio_user_disconnect(udev->udev.proxy);
     udev->udev.proxy = NULL;
     vfio_user_device_close_fds(&udev->udev);
+    g_free(udev->udev.config_vet);
+    udev->udev.config_vet = NULL;
     migrate_del_blocker(&udev->migration_blocker);
     qapi_free_SocketAddress(udev->socket);
 }

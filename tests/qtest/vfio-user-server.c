@@ -2505,7 +2505,8 @@ VUTestServer *vu_test_server_new(const char *socket_path,
 
     /* Without a memfd, BAR1 is plain memory and never offered for mmap */
     s->bar1_fd = qemu_memfd_create("vu-test-bar1", VU_TEST_BAR1_SIZE, false,
-                                   0, 0, NULL);
+                                   0, s->cfg.bar1_unsealed ? 0 :
+                                   F_SEAL_SHRINK | F_SEAL_GROW, NULL);
     if (s->bar1_fd >= 0) {
         p = mmap(NULL, VU_TEST_BAR1_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
                  s->bar1_fd, 0);

@@ -14,7 +14,8 @@
  *                 capability at 0x50 (table and PBA in BAR2)
  *   BAR0  64 KiB  32-bit MMIO, registers below and a 32 KiB buffer, served
  *                 by REGION_READ/WRITE only
- *   BAR1  64 KiB  32-bit prefetchable MMIO backed by a memfd; with
+ *   BAR1  64 KiB  32-bit prefetchable MMIO backed by a memfd sealed
+ *                 against resizing (unless cfg->bar1_unsealed); with
  *                 cfg->bar1_fd its region info has a sparse mmap
  *                 capability and the memfd
  *   BAR2   4 KiB  32-bit MMIO: MSI-X table at 0, PBA at 0x800 (absent
@@ -117,6 +118,7 @@ typedef struct VUTestServerConfig {
     unsigned msix_vectors;      /* 0 (no MSI-X) .. VU_TEST_MSIX_MAX_VECTORS */
     bool msix_noresize;         /* MSI-X says NORESIZE: all fds at once */
     bool bar1_fd;               /* pass BAR1's memfd, with a sparse cap */
+    bool bar1_unsealed;         /* not sealed against resizing */
     /*
      * Capabilities in the VERSION reply; 0 leaves one out, so that the
      * client must use the spec's default.  The server also enforces

@@ -391,6 +391,41 @@ static void test_bar_no_fd(void)
     vu_fixture_stop(&c.f);
 }
 
+/*
+ * With secure-dma, a region fd is mapped only if it is a memfd sealed
+ * against shrinking; the test server's unsealed one is used by message.
+ */
+static void check_bar_secure(bool unsealed)
+{
+    VUTestServerConfig cfg;
+    TestCtx c = { 0 };
+    QPCIBar bar1;
+    uint32_t v;
+
+    vu_test_server_config_init(&cfg);
+    cfg.bar1_unsealed = unsealed;
+    ctx_start(&c, &cfg, NULL, ",secure-dma=on");
+    bar1 = qpci_iomap(c.f.dev, 1, NULL);
+    qpci_io_writel(c.f.dev, bar1, 0x100, 0x2468ace0);
+    g_assert_cmphex(qpci_io_readl(c.f.dev, bar1, 0x100), ==, 0x2468ace0);
+    vu_test_server_bar1_read(c.f.srv, 0x100, &v, sizeof(v));
+    g_assert_cmphex(v, ==, 0x2468ace0);
+    g_assert_cmpint(vu_fixture_region_written(&c.f,
+                                              VFIO_PCI_BAR1_REGION_INDEX,
+                                              0x100), ==, unsealed);
+    vu_fixture_stop(&c.f);
+}
+
+static void test_bar_secure_sealed(void)
+{
+    check_bar_secure(false);
+}
+
+static void test_bar_secure_unsealed(void)
+{
+    check_bar_secure(true);
+}
+
 typedef enum { DMA_VIA_FD, DMA_VIA_MESSAGES } DMAPath;
 
 /* Guest -> device and device -> guest, data checked on both sides. */
@@ -812,6 +847,10 @@ int main(int argc, char **argv)
                    test_busy_poll_slow_server);
     qtest_add_func("/vfio-user/bar/mmap", test_bar_mmap);
     qtest_add_func("/vfio-user/bar/no-region-fd", test_bar_no_fd);
+    qtest_add_func("/vfio-user/bar/secure-sealed-fd-mapped",
+                   test_bar_secure_sealed);
+    qtest_add_func("/vfio-user/bar/secure-unsealed-fd-by-message",
+                   test_bar_secure_unsealed);
     qtest_add_func("/vfio-user/dma/memfd", test_dma_memfd);
     qtest_add_func("/vfio-user/dma/plain-ram", test_dma_plain_ram);
     qtest_add_func("/vfio-user/dma/secure", test_dma_secure);
