@@ -37,6 +37,9 @@
  * race between two timeouts does not depend on the machine's load.
  * Threads, the client's too, come from a pool of the harness.
  *
+ * Inputs that start with "PCIV" are for the other mode, the PCI
+ * personality vetting driven directly (fuzz/pci-vet-fuzz.c).
+ *
  * Input format: a sequence of chunks, each
  *   ctrl (1 byte) | len (2 bytes, little-endian, clamped to what is left)
  *   | len bytes of stream
@@ -694,6 +697,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     VFIOUserDMATable *table;
     int sv[2], n;
 
+    /* The vetting mode (fuzz/pci-vet-fuzz.c) needs no conversation. */
+    if (vfio_user_vet_fuzz(data, size)) {
+        return 0;
+    }
     /* libFuzzer starts its own threads after LLVMFuzzerInitialize. */
     if (baseline_fds < 0 && initialized) {
         baseline_fds = scan_fds(false);

@@ -2,7 +2,7 @@
 # Build and run the libFuzzer harness for the vfio-user client's receive
 # path (fuzz/vfio-user-fuzz.c; its header says what it does and why).
 #
-# Only our client files (hw/vfio-user/proxy.c, device.c, dma.c) are
+# Only our client files (hw/vfio-user/proxy.c, device.c, dma.c, pci-vet.c) are
 # compiled with clang, coverage and ASan/UBSan, with the include flags
 # the QEMU build uses for them; the rest (util, qobject, qom, io) comes
 # non-instrumented from the main gcc build, which must exist ("make qemu").
@@ -101,7 +101,7 @@ build() {
     local obj=$out/obj-$name
 
     mkdir -p "$obj"
-    for src in proxy device dma; do
+    for src in proxy device dma pci-vet; do
         o=$obj/$src.o
         "$CLANG" $ccflags -iquote "$top" "${qflags[@]}" \
             -c "$top/hw/vfio-user/$src.c" -o "$o" ||
@@ -111,7 +111,7 @@ build() {
     done
     # The harness is not instrumented for coverage: its own branches are
     # not what we want the fuzzer to explore.
-    for src in vfio-user-fuzz virtual-time; do
+    for src in vfio-user-fuzz virtual-time pci-vet-fuzz; do
         "$CLANG" $hflags -iquote "$top" "${qflags[@]}" \
             -c "$top/fuzz/$src.c" -o "$obj/$src.o" ||
             die "compiling fuzz/$src.c failed"
@@ -123,7 +123,8 @@ build() {
         ar rcsT "$obj/lib$lib.a" "$qbuild"/lib$lib.a.p/*.o
     done
     "$CLANG" $ldflags -fsanitize=fuzzer -o "$out/$name.new" \
-        "$obj/vfio-user-fuzz.o" "$obj/virtual-time.o" "${objs[@]}" \
+        "$obj/vfio-user-fuzz.o" "$obj/virtual-time.o" "$obj/pci-vet-fuzz.o" \
+        "${objs[@]}" \
         -Wl,--start-group "$qbuild/libqemuutil.a" "$obj"/lib*.a \
         $(pkg-config --libs glib-2.0 gmodule-2.0) -lrt -lutil -lm -lz \
         -Wl,--end-group -pthread || die "linking the harness failed"
@@ -190,8 +191,8 @@ repro)
     "$bin" "${common[@]}" "$@"
     ;;
 coverage)
-    # Line coverage of proxy.c, device.c, dma.c reached by the corpus
-    # (build/fuzz/corpus and fuzz/corpus), with clang's source-based
+    # Line coverage of proxy.c, device.c, dma.c, pci-vet.c reached by the
+    # corpus (build/fuzz/corpus and fuzz/corpus), with clang's source-based
     # coverage: report in build/fuzz/coverage.txt.
     build vfio-user-cov "-g -O0 -fprofile-instr-generate -fcoverage-mapping" \
         "-g -O1" "-fprofile-instr-generate"
@@ -201,9 +202,11 @@ coverage)
         >"$out/coverage.log" 2>&1 || die "coverage run failed: $out/coverage.log"
     llvm-profdata-14 merge -o "$out/cov.profdata" "$out"/profraw/*.profraw
     llvm-cov-14 report "$out/vfio-user-cov" -instr-profile="$out/cov.profdata" \
-        "$top"/hw/vfio-user/{proxy,device,dma}.c | tee "$out/coverage.txt"
+        "$top"/hw/vfio-user/{proxy,device,dma,pci-vet}.c |
+        tee "$out/coverage.txt"
     llvm-cov-14 show "$out/vfio-user-cov" -instr-profile="$out/cov.profdata" \
-        "$top"/hw/vfio-user/{proxy,device,dma}.c >"$out/coverage-lines.txt"
+        "$top"/hw/vfio-user/{proxy,device,dma,pci-vet}.c \
+        >"$out/coverage-lines.txt"
     echo "fuzz: per-line counts in $out/coverage-lines.txt"
     ;;
 *)
