@@ -138,6 +138,18 @@ def runtime(max_fds=8):
     return s
 
 
+def vet_conversation(config, rom_sized=0):
+    """client_vet(): config read, ROM BAR sizing, then the overlay."""
+    s = reply(REGION_READ, rw(0, 7, config))
+    s += reply(REGION_READ, rw(0x30, 7, bytes(4)))
+    s += reply(REGION_WRITE, rw(0x30, 7, count=4))
+    s += reply(REGION_READ, rw(0x30, 7, struct.pack('<I', rom_sized)))
+    s += reply(REGION_WRITE, rw(0x30, 7, count=4))
+    s += reply(REGION_READ, rw(0, 7, b'\xff' * 64))     # as a dead server
+    s += reply(REGION_WRITE, rw(0x30, 7, count=4))
+    return s
+
+
 def seeds():
     pat = bytes(i & 0xff for i in range(64))
     yield 'version', version()
@@ -194,6 +206,17 @@ def seeds():
                       + request(DMA_READ, b'\0' * 8, 0x202)
                       + request(DMA_MAP_CMD, b'\0' * 32, 0x203)
                       + request(DMA_READ, dma(0x30000, 8), 0x204))
+    # The whole realize, vetting included, over the wire (the vetting
+    # mode's config spaces are in vet_seeds()).
+    good = pci_config(caps=((0x40, PCI_CAP_PM, 0x50, bytes(6)),
+                            (0x50, PCI_CAP_MSI, 0x70, msi()),
+                            (0x70, PCI_CAP_MSIX, 0, msix())))
+    yield 'full-vet', setup() + runtime() + vet_conversation(good)
+    yield 'full-vet-rom', (setup(regions={6: region(6, 0x10000)}) + runtime()
+                           + vet_conversation(good, 0xffff0000))
+    yield 'full-vet-loop', (setup() + runtime()
+                            + vet_conversation(pci_config(
+                                caps=((0x40, PCI_CAP_PM, 0x40, bytes(6)),))))
     # A late reply, an error, a reply to the wrong command.
     yield 'late', version() + reply(GET_INFO, struct.pack('<IIII', 16, 3, 9, 5),
                                     DELAY)
@@ -335,6 +358,15 @@ def vet_seeds():
                                                       b''),
                                                      (0x104, EXT_AER, 0,
                                                       bytes(4)))), CFG_4096)
+    # PCIe without extended capabilities, a vendor capability, no ROM,
+    # writes outside the ROM BAR.
+    yield 'vet-pcie-noext', vet(pci_config(4096, ((0x40, 0x09, 0,
+                                                   bytes(6)),)),
+                                CFG_4096, rom=True,
+                                ops=vet_write(0x04, b'\x07\x00')
+                                + vet_read(0x30, ones[:4]))
+    yield 'vet-msix-at-end', vet(pci_config(caps=((0xf8, PCI_CAP_MSIX, 0,
+                                                   msix()[:6]),)))
     yield 'vet-rebar-bad', vet(pci_config(4096, ext=((0x100, EXT_REBAR, 0,
                                                       struct.pack('<II', 0,
                                                                   7 << 5)),)),

@@ -76,6 +76,7 @@
 #include "trace/control.h"
 #include "hw/vfio-user/device.h"
 #include "hw/vfio-user/dma.h"
+#include "hw/pci/pci_regs.h"
 #include "vfio-user-fuzz.h"
 #include "virtual-time.h"
 
@@ -481,7 +482,7 @@ static void *srv_writer(void *opaque)
  * argsz bytes, retried with the size the server asks for, then the
  * capability chain walked without further checks.
  */
-static int client_region_info(uint32_t index)
+static int client_region_info(uint32_t index, uint64_t *size)
 {
     size_t argsz = sizeof(struct vfio_region_info);
     struct vfio_region_info *info = g_malloc0(argsz);
@@ -510,6 +511,7 @@ retry:
         /* The device keeps it; it must be open. */
         assert(fstat(fd, &st) == 0);
     }
+    *size = info->size;
     if (info->flags & VFIO_REGION_INFO_FLAG_CAPS) {
         for (hdr = (void *)info + info->cap_offset; hdr != (void *)info;
              hdr = (void *)info + hdr->next) {
@@ -564,6 +566,50 @@ static void client_set_irqs(void)
     vfio_user_device_io_ops.set_irqs(&vbasedev, set);
 }
 
+/*
+ * The vetting as vfio-user-pci's realize does it (pci.c), over the wire:
+ * the config space and the ROM BAR's sizing come from the server.  Last
+ * in the conversation, so that the inputs written before it still answer
+ * the requests they were written for.  True when the device passed and
+ * its config space reads now go through the vetted copy.
+ */
+static bool client_vet(const uint64_t *sizes)
+{
+    g_autofree VFIOUserPCIVet *vet = g_new0(VFIOUserPCIVet, 1);
+    g_autofree uint8_t *config = g_malloc0(PCIE_CONFIG_SPACE_SIZE);
+    VFIOUserPCIShape shape = {
+        .config_size = sizes[VFIO_PCI_CONFIG_REGION_INDEX],
+        .rom_region_size = sizes[VFIO_PCI_ROM_REGION_INDEX],
+        .rom_bar = true,
+    };
+    uint32_t orig, mask = cpu_to_le32(PCI_ROM_ADDRESS_MASK);
+    const VFIODeviceIOOps *ops = &vfio_user_device_io_ops;
+    int cfg = VFIO_PCI_CONFIG_REGION_INDEX;
+    Error *err = NULL;
+
+    memcpy(shape.bar_size, sizes, sizeof(shape.bar_size));
+    if ((shape.config_size != PCI_CONFIG_SPACE_SIZE &&
+         shape.config_size != PCIE_CONFIG_SPACE_SIZE) ||
+        ops->region_read(&vbasedev, cfg, 0, shape.config_size, config) !=
+            shape.config_size ||
+        ops->region_read(&vbasedev, cfg, PCI_ROM_ADDRESS, 4, &orig) != 4 ||
+        ops->region_write(&vbasedev, cfg, PCI_ROM_ADDRESS, 4, &mask,
+                          false) != 4 ||
+        ops->region_read(&vbasedev, cfg, PCI_ROM_ADDRESS, 4,
+                         &shape.rom_bar_sized) != 4 ||
+        ops->region_write(&vbasedev, cfg, PCI_ROM_ADDRESS, 4, &orig,
+                          false) != 4) {
+        return false;
+    }
+    shape.rom_bar_sized = le32_to_cpu(shape.rom_bar_sized);
+    if (!vfio_user_pci_vet(vet, config, &shape, &err)) {
+        error_free(err);
+        return false;
+    }
+    udev.config_vet = g_steal_pointer(&vet);
+    return true;
+}
+
 /* Give up on a conversation after this many timeouts: it only gets slower. */
 #define MAX_TIMEOUTS    2
 
@@ -571,6 +617,7 @@ static void client_drive(VFIOUserProxy *proxy, VFIOUserDMATable *table)
 {
     struct vfio_device_info info = { .argsz = sizeof(info) };
     struct vfio_irq_info irq;
+    uint64_t sizes[12] = { 0 };
     uint8_t small[8], big[300];
     Error *err = NULL;
     int timeouts = 0;
@@ -599,7 +646,7 @@ static void client_drive(VFIOUserProxy *proxy, VFIOUserDMATable *table)
     vfio_user_device_init_fds(&udev, info.num_regions);
 
     for (uint32_t i = 0; i < MIN(info.num_regions, 12); i++) {
-        OP(client_region_info(i));
+        OP(client_region_info(i, &sizes[i]));
     }
     for (uint32_t i = 0; i < info.num_irqs; i++) {
         irq = (struct vfio_irq_info) { .argsz = sizeof(irq), .index = i };
@@ -623,6 +670,16 @@ static void client_drive(VFIOUserProxy *proxy, VFIOUserDMATable *table)
     client_set_irqs();
     OP(vfio_user_device_io_ops.device_reset(&vbasedev));
     OP(vfio_user_device_io_ops.region_read(&vbasedev, 0, 0, 4, small));
+    if (client_vet(sizes)) {
+        /* Through the overlay now: a read that hw/vfio parsed, a write */
+        OP(vfio_user_device_io_ops.region_read(&vbasedev,
+                                               VFIO_PCI_CONFIG_REGION_INDEX,
+                                               0, 64, big));
+        OP(vfio_user_device_io_ops.region_write(&vbasedev,
+                                                VFIO_PCI_CONFIG_REGION_INDEX,
+                                                PCI_ROM_ADDRESS, 4, big,
+                                                false));
+    }
 out:
     /* Unmap while the server may still be DMAing into it. */
     g_array_unref(vfio_user_dma_table_remove(table, 0x10000, 0x1000));
@@ -763,6 +820,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     close(s.fd);
     vfio_user_dma_table_free(table);
     vfio_user_device_close_fds(&udev);
+    g_free(udev.config_vet);
+    udev.config_vet = NULL;
     vbasedev.num_regions = vbasedev.num_irqs = 0;
     qemu_cond_destroy(&s.cond);
     qemu_mutex_destroy(&s.lock);
