@@ -225,7 +225,7 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
         return;
     }
     if (!udev->timeout_ms) {
-        /* 0 would be no timeout at all for the socket's own timeouts */
+        /* 0 would give every message a deadline that has already passed */
         error_setg(errp, "vfio-user-pci: x-msg-timeout must be at least "
                    "1 ms");
         return;

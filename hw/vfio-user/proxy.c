@@ -6,8 +6,11 @@
  * -----------------
  * Any thread may send a request (vCPU threads for BAR accesses, the main
  * loop for setup and DMA_MAP): vfio_user_request() queues a pending entry
- * under proxy->lock, sends the whole message under proxy->send_lock and
- * waits until the reply is in or the timeout passes.
+ * under proxy->lock, sends the whole message holding the send token
+ * (proxy->sending, under proxy->lock) and waits until the reply is in or
+ * the timeout passes.  The send token is not a mutex: its wait is timed,
+ * so that no sender queues for longer than its own deadline behind
+ * another whose message the server reads slowly.
  *
  * Messages are read one whole message at a time by whichever thread holds
  * the read token (proxy->reading, under proxy->lock).  A thread that
@@ -44,15 +47,27 @@
  * vCPU waits for one of its replies does not stall: no lock the handler
  * needs is held, and no main-loop hop is involved.
  *
- * Nothing waits past the timeout: a message that stops arriving for
- * longer than the timeout (SO_RCVTIMEO) kills the connection, whoever
- * reads it, and a waiter whose reply is stuck in another reader's hands
- * past its deadline kills it too, which shuts the socket down and
- * unblocks the reader.  When the connection dies every pending request
- * fails at once with -ECONNRESET, and the device is told from a bottom
- * half in the main loop.
- *
- * Lock order: send_lock is never taken with lock held.
+ * Every wait has a deadline per message, not per system call: the
+ * socket is non-blocking, and a thread poll()s only when a read or write
+ * would block, for what is left until the deadline (T is x-msg-timeout):
+ * - a message we send, from the wait for the send token to its last
+ *   byte: T from the start of the send;
+ * - a message we read, from its first byte to its last: T; and, when
+ *   the reader is a waiter, no later than that waiter's own deadline;
+ * - a server's request and our reply to it (DMA_READ data) together:
+ *   the request's deadline;
+ * - a reply: T from the end of the send of its request.
+ * A message not through by its deadline kills the connection (a partial
+ * message cannot be taken back, nor skipped), whoever reads or writes
+ * it; a waiter whose reply is stuck in another reader's hands past its
+ * deadline kills it too; a reply that has not begun by then fails only
+ * its request, with -ETIMEDOUT.  The kill shuts the socket down, which
+ * wakes every poll() at once.  So no caller of vfio_user_request() waits
+ * more than 2 T, and no server request keeps its reader (whose handler
+ * the device's unplug may wait for) more than T.  When the connection
+ * dies every pending request fails at once with -ECONNRESET (-ETIMEDOUT
+ * for a deadline), and the device is told from a bottom half in the
+ * main loop.
  */
 
 #include "qemu/osdep.h"
@@ -103,16 +118,21 @@ struct VFIOUserProxy {
     int epfd;           /* the receive thread's watch on fd */
     uint32_t timeout_ms;
 
-    QemuMutex send_lock;
-
     QemuMutex lock;
     QemuCond cond;      /* a request done, the read token free, death */
+    bool sending;       /* the send token: a thread is writing a message */
+    unsigned send_waiters;      /* threads waiting for the send token */
+    QemuCond send_cond; /* the send token free, death */
     bool reading;       /* the read token: a thread is reading a message */
     unsigned waiting;   /* threads waiting for a reply: they read */
     QTAILQ_HEAD(, VFIOUserPending) pending;
     uint16_t next_id;
     bool dead;
     char *death_reason;
+
+    /* The read token holder's: when it must be done reading */
+    int64_t read_limit;         /* its own deadline, INT64_MAX: none */
+    int64_t rx_deadline;        /* the message being read must be in */
 
     /* The receive buffer, the token holder's (see proxy_fill()). */
     uint8_t *rbuf;
@@ -176,6 +196,7 @@ static bool proxy_mark_dead(VFIOUserProxy *proxy, char *reason, int err)
             }
         }
         qemu_cond_broadcast(&proxy->cond);
+        qemu_cond_broadcast(&proxy->send_cond);
     } else {
         g_free(reason);
     }
@@ -246,17 +267,47 @@ static void proxy_death_bh(void *opaque)
 }
 
 /*
- * Write a whole message, giving up (and killing the connection, since a
- * partial message cannot be taken back) when the server does not read
- * within the timeout.  Caller holds send_lock.
+ * Wait until the socket is ready for @events or @deadline (now_ms())
+ * passes; false then.  An error or a hang-up counts as ready: the I/O
+ * that follows finds it.
+ */
+static bool proxy_wait_until(VFIOUserProxy *proxy, short events,
+                             int64_t deadline)
+{
+    struct pollfd pfd = { .fd = proxy->fd, .events = events };
+
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        int n;
+
+        if (left <= 0) {
+            return false;
+        }
+        n = poll(&pfd, 1, MIN(left, INT_MAX));
+        if (n > 0) {
+            return true;
+        }
+        if (n < 0 && errno != EINTR) {
+            return false;
+        }
+    }
+}
+
+/*
+ * Write a whole message by @deadline, or kill the connection (a partial
+ * message cannot be taken back).  The socket is non-blocking: a write
+ * that makes some progress costs no poll(), and a server that drains
+ * one skb at a time cannot stretch the message past its deadline.
+ * Caller holds the send token.
  */
 static int proxy_write(VFIOUserProxy *proxy, const struct iovec *iov_in,
-                       unsigned int niov, const int *fds, size_t nfds)
+                       unsigned int niov, const int *fds, size_t nfds,
+                       int64_t deadline)
 {
     struct iovec local[4];
     g_autofree struct iovec *copy = NULL;
     struct iovec *iov = local;
-    int64_t deadline = now_ms() + proxy->timeout_ms;
+    size_t size = iov_size(iov_in, niov);
 
     if (niov > ARRAY_SIZE(local)) {
         iov = copy = g_new(struct iovec, niov);
@@ -269,10 +320,10 @@ static int proxy_write(VFIOUserProxy *proxy, const struct iovec *iov_in,
                                             (int *)fds, nfds, 0, &err);
 
         if (n == QIO_CHANNEL_ERR_BLOCK) {
-            /* SO_SNDTIMEO expired with the socket still full. */
-            if (now_ms() >= deadline) {
-                proxy_kill(proxy, "the server stopped reading (send timed "
-                           "out after %u ms)", proxy->timeout_ms);
+            if (!proxy_wait_until(proxy, POLLOUT, deadline)) {
+                proxy_kill_stalled(proxy, "the server did not read a "
+                                   "message of %zu bytes within %u ms",
+                                   size, proxy->timeout_ms);
                 return -ETIMEDOUT;
             }
             continue;
@@ -289,9 +340,36 @@ static int proxy_write(VFIOUserProxy *proxy, const struct iovec *iov_in,
     return 0;
 }
 
+/*
+ * Take the send token, by @deadline: a timed wait, where a mutex would
+ * let a server that reads slowly hold every other sender (a vCPU behind
+ * the receive thread's 1 MiB DMA_READ reply) for as long as it pleases.
+ * Caller holds lock.  Returns 0, -ETIMEDOUT, -ECONNRESET (dead).
+ */
+static int proxy_take_send_token(VFIOUserProxy *proxy, int64_t deadline)
+{
+    while (proxy->sending && !proxy->dead) {
+        int64_t left = deadline - now_ms();
+
+        if (left <= 0) {
+            return -ETIMEDOUT;
+        }
+        proxy->send_waiters++;
+        qemu_cond_timedwait(&proxy->send_cond, &proxy->lock,
+                            MIN(left, INT_MAX));
+        proxy->send_waiters--;
+    }
+    if (proxy->dead) {
+        return -ECONNRESET;
+    }
+    proxy->sending = true;
+    return 0;
+}
+
+/* Send a whole message, from the wait for the send token on, by @deadline */
 static int proxy_send(VFIOUserProxy *proxy, VFIOUserHdr *hdr,
                       const struct iovec *iov, size_t niov,
-                      const int *fds, size_t nfds)
+                      const int *fds, size_t nfds, int64_t deadline)
 {
     struct iovec small[4];
     g_autofree struct iovec *big = NULL;
@@ -310,13 +388,27 @@ static int proxy_send(VFIOUserProxy *proxy, VFIOUserHdr *hdr,
     }
     hdr->size = size;
 
-    qemu_mutex_lock(&proxy->send_lock);
-    if (qatomic_read(&proxy->dead)) {
-        ret = -ECONNRESET;
-    } else {
-        ret = proxy_write(proxy, all, niov + 1, fds, nfds);
+    qemu_mutex_lock(&proxy->lock);
+    ret = proxy_take_send_token(proxy, deadline);
+    qemu_mutex_unlock(&proxy->lock);
+    if (ret == -ETIMEDOUT) {
+        proxy_kill_stalled(proxy, "message id %u (command %u) could not "
+                           "be sent within %u ms: the server reads "
+                           "another message too slowly", hdr->id,
+                           hdr->command, proxy->timeout_ms);
     }
-    qemu_mutex_unlock(&proxy->send_lock);
+    if (ret < 0) {
+        return ret;
+    }
+
+    ret = proxy_write(proxy, all, niov + 1, fds, nfds, deadline);
+
+    qemu_mutex_lock(&proxy->lock);
+    proxy->sending = false;
+    if (proxy->send_waiters) {
+        qemu_cond_signal(&proxy->send_cond);
+    }
+    qemu_mutex_unlock(&proxy->lock);
     return ret;
 }
 
@@ -327,8 +419,9 @@ static size_t proxy_buffered(VFIOUserProxy *proxy)
 
 /*
  * One read from the socket into @iov, with the fds that came with it if
- * @fds is given.  Returns the bytes read, -EAGAIN when nothing came within
- * the timeout (SO_RCVTIMEO), -ECONNRESET at the end of the stream, -EIO.
+ * @fds is given.  Returns the bytes read, -EAGAIN when there are none
+ * yet (the socket is non-blocking), -ECONNRESET at the end of the
+ * stream, -EIO.
  */
 static ssize_t proxy_recv(VFIOUserProxy *proxy, struct iovec *iov,
                           unsigned int niov, int **fds, size_t *nfds)
@@ -386,10 +479,11 @@ static ssize_t proxy_fill(VFIOUserProxy *proxy, size_t max)
 
 /*
  * Read exactly the bytes described by @iov, first from the receive
- * buffer; the caller holds the read token.  Blocks until the data is
- * there, or fails when none came for the timeout (SO_RCVTIMEO): -EAGAIN
- * when no byte at all came, -ETIMEDOUT when some did; a shutdown of the
- * socket (proxy_kill, vfio_user_disconnect) ends it at once.
+ * buffer; the caller holds the read token.  Waits in poll() only when
+ * the socket has nothing yet, and never past proxy->rx_deadline, the
+ * current message's: -EAGAIN then when no byte at all came, -ETIMEDOUT
+ * when some did.  A shutdown of the socket (proxy_kill,
+ * vfio_user_disconnect) ends it at once.
  */
 static int proxy_read(VFIOUserProxy *proxy, const struct iovec *iov_in,
                       unsigned int niov)
@@ -413,26 +507,31 @@ static int proxy_read(VFIOUserProxy *proxy, const struct iovec *iov_in,
             n = iov_from_buf(iov, niov, 0, proxy->rbuf + proxy->rbuf_head,
                              MIN(have, left));
             proxy->rbuf_head += n;
-        } else if (left > VFIO_USER_RBUF_SIZE / 2) {
-            /* Big: straight into place (fds here are dropped). */
-            n = proxy_recv(proxy, iov, niov, NULL, NULL);
         } else {
-            /*
-             * Unclaimed fds belong to the message being read (its header
-             * came in pieces): read no further than it, or the next
-             * message's fds would replace them.
-             */
-            n = proxy_fill(proxy, proxy->rx_nfds ? left :
-                                  VFIO_USER_RBUF_SIZE);
-            if (n > 0) {
-                continue;
+            if (left > VFIO_USER_RBUF_SIZE / 2) {
+                /* Big: straight into place (fds here are dropped). */
+                n = proxy_recv(proxy, iov, niov, NULL, NULL);
+            } else {
+                /*
+                 * Unclaimed fds belong to the message being read (its
+                 * header came in pieces): read no further than it, or
+                 * the next message's fds would replace them.
+                 */
+                n = proxy_fill(proxy, proxy->rx_nfds ? left :
+                                      VFIO_USER_RBUF_SIZE);
+                if (n > 0) {
+                    continue;
+                }
             }
-        }
-        if (n == -EAGAIN && started) {
-            return -ETIMEDOUT;
-        }
-        if (n < 0) {
-            return n;
+            if (n == -EAGAIN) {
+                if (proxy_wait_until(proxy, POLLIN, proxy->rx_deadline)) {
+                    continue;
+                }
+                return started ? -ETIMEDOUT : -EAGAIN;
+            }
+            if (n < 0) {
+                return n;
+            }
         }
         proxy->rx_pos += n;
         left -= n;
@@ -516,7 +615,8 @@ int vfio_user_send_reply(VFIOUserProxy *proxy, const VFIOUserHdr *req,
         .flags = VFIO_USER_REPLY,
     };
 
-    return proxy_send(proxy, &hdr, iov, niov, NULL, 0);
+    /* The request and our answer share the request's deadline. */
+    return proxy_send(proxy, &hdr, iov, niov, NULL, 0, proxy->rx_deadline);
 }
 
 int vfio_user_send_error(VFIOUserProxy *proxy, const VFIOUserHdr *req,
@@ -529,7 +629,7 @@ int vfio_user_send_error(VFIOUserProxy *proxy, const VFIOUserHdr *req,
         .error_reply = err,
     };
 
-    return proxy_send(proxy, &hdr, NULL, 0, NULL, 0);
+    return proxy_send(proxy, &hdr, NULL, 0, NULL, 0, proxy->rx_deadline);
 }
 
 /* A reply: give it to its waiter, or drop it whole. */
@@ -649,14 +749,21 @@ static bool proxy_read_message(VFIOUserProxy *proxy)
     bool ok;
     int ret;
 
+    /*
+     * The whole message, and our answer if it is a request, must be
+     * through by then; and by the reader's own deadline, if it waits for
+     * a reply.
+     */
+    proxy->rx_deadline = MIN(now_ms() + proxy->timeout_ms,
+                             proxy->read_limit);
     ret = proxy_read(proxy, &iov, 1);
     if (ret == -EAGAIN) {
-        return true;            /* no message within the timeout */
+        return true;            /* no message by the deadline */
     }
     if (ret < 0) {
         if (ret == -ETIMEDOUT) {
-            proxy_kill_stalled(proxy, "the server stalled in the middle of "
-                               "a message header for %u ms",
+            proxy_kill_stalled(proxy, "the server did not send a whole "
+                               "message header within %u ms",
                                proxy->timeout_ms);
         } else {
             proxy_kill(proxy, "%s", ret == -ECONNRESET ?
@@ -692,14 +799,18 @@ static bool proxy_read_message(VFIOUserProxy *proxy)
         ok = vfio_user_discard(proxy, payload) == 0;
         break;
     }
-    if (!ok) {
+    if (!ok && now_ms() >= proxy->rx_deadline) {
+        proxy_kill_stalled(proxy, "message id %u (command %u, %u bytes) "
+                           "was not through within %u ms", hdr.id,
+                           hdr.command, hdr.size, proxy->timeout_ms);
+    } else if (!ok) {
         proxy_kill(proxy, "receive failed in message id %u (command %u)",
                    hdr.id, hdr.command);
     }
     return ok;
 }
 
-/* Wait up to @timeout_ms (-1: for ever) for data; true when there is. */
+/* Wait up to @timeout_ms for data; true when there is. */
 static bool proxy_poll(VFIOUserProxy *proxy, int timeout_ms)
 {
     struct pollfd pfd = { .fd = proxy->fd, .events = POLLIN };
@@ -778,24 +889,23 @@ static bool proxy_wait_polling(VFIOUserProxy *proxy, int timeout_ms)
  * retaken here): read one message if one arrives within @timeout_ms (0:
  * only if one is there, for the receive thread), and any others it
  * brought whole into the receive buffer, then hand the token back.
- * Returns false when the connection is dead.
- * A waiter that does not busy-poll and waits as long as the message
- * timeout lets the read itself wait, with the socket's own receive
- * timeout: one system call instead of two.
+ * A waiter passes its own @deadline: what it reads must be through by
+ * then (INT64_MAX: no such limit).  Returns false when the connection
+ * is dead.
  */
-static bool proxy_read_with_token(VFIOUserProxy *proxy, int timeout_ms)
+static bool proxy_read_with_token(VFIOUserProxy *proxy, int timeout_ms,
+                                  int64_t deadline)
 {
     bool ok = true;
     bool ready;
 
     proxy->reading = true;
+    proxy->read_limit = deadline;
     qemu_mutex_unlock(&proxy->lock);
     if (proxy_message_buffered(proxy)) {
         ready = true;
     } else if (timeout_ms > 0 && proxy->poll_max_ns) {
         ready = proxy_wait_polling(proxy, timeout_ms);
-    } else if (timeout_ms >= proxy->timeout_ms) {
-        ready = true;
     } else {
         ready = proxy_poll(proxy, timeout_ms);
     }
@@ -847,7 +957,7 @@ static void *proxy_recv_thread(void *opaque)
             qemu_cond_wait(&proxy->cond, &proxy->lock);
         }
         /* A waiter may have read what woke us: do not block in a read. */
-        if (!proxy->dead && !proxy_read_with_token(proxy, 0)) {
+        if (!proxy->dead && !proxy_read_with_token(proxy, 0, INT64_MAX)) {
             qemu_mutex_unlock(&proxy->lock);
             break;
         }
@@ -862,6 +972,7 @@ int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
 {
     VFIOUserPending p = { .cmd = cmd, .reply = reply };
     VFIOUserHdr hdr = { .command = cmd, .flags = VFIO_USER_REQUEST };
+    int64_t start = now_ms();
     int64_t deadline;
     int ret;
 
@@ -879,7 +990,8 @@ int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
     qemu_mutex_unlock(&proxy->lock);
 
     trace_vfio_user_send(proxy->name, hdr.id, cmd, iov_size(iov, niov), nfds);
-    ret = proxy_send(proxy, &hdr, iov, niov, fds, nfds);
+    ret = proxy_send(proxy, &hdr, iov, niov, fds, nfds,
+                     start + proxy->timeout_ms);
 
     /*
      * Only now: while the send blocks on a full socket the receive thread
@@ -892,15 +1004,12 @@ int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
     }
     deadline = now_ms() + proxy->timeout_ms;
     for (bool first = true; ret == 0 && !p.done; first = false) {
-        /*
-         * The deadline was just set: the first read may block in
-         * recvmsg() for the whole timeout, the socket's own.
-         */
+        /* The deadline was just set: no need to read the clock. */
         int64_t left = first ? proxy->timeout_ms : deadline - now_ms();
 
         if (left > 0 && !proxy->reading && !proxy->dead) {
             /* Read ourselves: our reply, or what comes before it. */
-            proxy_read_with_token(proxy, MIN(left, INT_MAX));
+            proxy_read_with_token(proxy, MIN(left, INT_MAX), deadline);
             continue;
         }
         if (left <= 0 && p.busy) {
@@ -952,7 +1061,8 @@ int vfio_user_post(VFIOUserProxy *proxy, uint16_t cmd,
     hdr.id = proxy->next_id++;
     qemu_mutex_unlock(&proxy->lock);
     trace_vfio_user_send(proxy->name, hdr.id, cmd, iov_size(iov, niov), 0);
-    return proxy_send(proxy, &hdr, iov, niov, NULL, 0);
+    return proxy_send(proxy, &hdr, iov, niov, NULL, 0,
+                      now_ms() + proxy->timeout_ms);
 }
 
 VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *devname,
@@ -985,28 +1095,12 @@ VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *devname,
         return NULL;
     }
     /*
-     * Blocking, so that a message is read with one recvmsg() per piece
-     * (no EAGAIN and poll in the middle of it), with timeouts so that a
-     * server that stops reading cannot block a sender for ever, nor one
-     * that stops in the middle of a message a reader.
+     * Non-blocking: every wait is a poll() bounded by the deadline of the
+     * message being read or written, not by a per-call socket timeout
+     * that a server trickling bytes would renew with each one.
      */
-    if (qio_channel_set_blocking(QIO_CHANNEL(sioc), true, errp) < 0) {
+    if (qio_channel_set_blocking(QIO_CHANNEL(sioc), false, errp) < 0) {
         return NULL;
-    }
-    {
-        struct timeval tv = {
-            .tv_sec = timeout_ms / 1000,
-            .tv_usec = (timeout_ms % 1000) * 1000,
-        };
-
-        if (setsockopt(sioc->fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
-                       sizeof(tv)) < 0 ||
-            setsockopt(sioc->fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
-                       sizeof(tv)) < 0) {
-            error_setg_errno(errp, errno, "cannot set timeouts on '%s'",
-                             where);
-            return NULL;
-        }
     }
     epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0) {
@@ -1031,9 +1125,9 @@ VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *devname,
     proxy->ioc = QIO_CHANNEL(proxy->sioc);
     proxy->fd = proxy->sioc->fd;
     proxy->timeout_ms = timeout_ms;
-    qemu_mutex_init(&proxy->send_lock);
     qemu_mutex_init(&proxy->lock);
     qemu_cond_init(&proxy->cond);
+    qemu_cond_init(&proxy->send_cond);
     qemu_cond_init(&proxy->handler_idle);
     QTAILQ_INIT(&proxy->pending);
     proxy->death_bh = qemu_bh_new_guarded(proxy_death_bh, proxy, guard);
@@ -1054,7 +1148,11 @@ void vfio_user_set_request_handler(VFIOUserProxy *proxy,
                                    VFIOUserRequestHandler handler,
                                    void *opaque)
 {
-    /* Once this returns, the old handler is not running and never will. */
+    /*
+     * Once this returns, the old handler is not running and never will.
+     * It is done by its request's deadline: this waits x-msg-timeout at
+     * most (at unplug, for a server that trickles a DMA_WRITE).
+     */
     qemu_mutex_lock(&proxy->lock);
     while (proxy->handler_busy) {
         qemu_cond_wait(&proxy->handler_idle, &proxy->lock);
@@ -1262,9 +1360,9 @@ void vfio_user_disconnect(VFIOUserProxy *proxy)
     g_free(proxy->rbuf);
     object_unref(OBJECT(proxy->sioc));
     qemu_cond_destroy(&proxy->handler_idle);
+    qemu_cond_destroy(&proxy->send_cond);
     qemu_cond_destroy(&proxy->cond);
     qemu_mutex_destroy(&proxy->lock);
-    qemu_mutex_destroy(&proxy->send_lock);
     g_free(proxy->death_reason);
     g_free(proxy->name);
     g_free(proxy);

@@ -32,7 +32,10 @@ typedef struct VFIOUserProxy VFIOUserProxy;
  * vfio_user_recv_payload() or vfio_user_discard(), and answer with
  * vfio_user_send_reply() or vfio_user_send_error() unless the request
  * carries VFIO_USER_NO_REPLY.  Returning false means the stream can no
- * longer be trusted: the connection is dropped.
+ * longer be trusted: the connection is dropped.  The request and the
+ * answer share one deadline (x-msg-timeout from the request's first
+ * byte): past it those functions fail and the connection is dropped, so
+ * a handler never runs longer than that.
  */
 typedef bool (*VFIOUserRequestHandler)(void *opaque, VFIOUserProxy *proxy,
                                        const VFIOUserHdr *hdr);

@@ -2832,3 +2832,36 @@ int vu_test_server_send_raw(VUTestServer *s, const void *buf, size_t len,
 
     return vu_sendv(s, &iov, 1, fds, nfds);
 }
+
+int vu_test_server_recv_raw(VUTestServer *s, void *buf, size_t len,
+                            unsigned timeout_ms)
+{
+    int64_t deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
+    size_t have = s->rx_tail - s->rx_head;
+    ssize_t r;
+
+    g_assert(g_thread_self() == s->self);
+    if (have) {
+        r = MIN(have, len);
+        memcpy(buf, s->rx_buf + s->rx_head, r);
+        s->rx_head += r;
+        s->rx_pos += r;
+        return r;
+    }
+    for (;;) {
+        r = recv(s->conn_fd, buf, len, MSG_DONTWAIT);
+        if (r > 0) {
+            s->rx_pos += r;
+            return r;
+        }
+        if (r == 0) {
+            return -ECONNRESET;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            return -errno;
+        }
+        if (errno != EINTR && vu_wait_input(s, deadline) <= 0) {
+            return vu_stopping(s) ? -ESHUTDOWN : 0;
+        }
+    }
+}

@@ -317,4 +317,15 @@ void vu_test_server_lower_intx(VUTestServer *s);
 int vu_test_server_send_raw(VUTestServer *s, const void *buf, size_t len,
                             const int *fds, unsigned nfds);
 
+/*
+ * From a hook only (the server thread): read up to @len raw bytes of what
+ * follows the hooked message, waiting up to @timeout_ms for some, as a
+ * peer that reads slowly would.  The server's own reading then goes on
+ * after them, out of step with the messages: use it only where the
+ * stream no longer matters.  Returns the bytes read, 0 if none came in
+ * time, -ECONNRESET at the end of the stream, or another -errno.
+ */
+int vu_test_server_recv_raw(VUTestServer *s, void *buf, size_t len,
+                            unsigned timeout_ms);
+
 #endif /* TESTS_QTEST_VFIO_USER_SERVER_H */
