@@ -262,6 +262,27 @@ static void vt_cond_wait(QemuCond *cond, QemuMutex *mutex)
     vt_end(&w);
 }
 
+/*
+ * Which waiter a signal wakes is the kernel's choice: count the first
+ * one as running.  If the kernel woke another, the one counted returns
+ * at its next slice as if woken spuriously, which waiters must expect.
+ */
+void vt_cond_signal(QemuCond *cond)
+{
+    VTWaiter *w;
+
+    qemu_mutex_lock(&vt_lock);
+    QTAILQ_FOREACH(w, &vt_waiters, next) {
+        if (w->cond == cond && !w->woken) {
+            w->woken = true;
+            vt_running++;
+            break;
+        }
+    }
+    qemu_mutex_unlock(&vt_lock);
+    qemu_cond_signal(cond);
+}
+
 void vt_cond_broadcast(QemuCond *cond)
 {
     VTWaiter *w;
@@ -498,19 +519,21 @@ static int vt_read_wait(int fd)
     struct timeval tv;
     socklen_t len = sizeof(tv);
 
+    int wait;
+
     if (fd == qatomic_read(&vt_sock_fd)) {
         return qatomic_read(&vt_sock_wait);
     }
-    if (fcntl(fd, F_GETFL) & O_NONBLOCK) {
-        return -2;
+    if ((fcntl(fd, F_GETFL) & O_NONBLOCK) ||
+        getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) < 0) {
+        wait = -2;
+    } else {
+        wait = tv.tv_sec || tv.tv_usec ?
+               tv.tv_sec * 1000 + DIV_ROUND_UP(tv.tv_usec, 1000) : -1;
     }
-    if (getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) < 0) {
-        return -2;
-    }
-    qatomic_set(&vt_sock_wait, tv.tv_sec || tv.tv_usec ?
-                tv.tv_sec * 1000 + DIV_ROUND_UP(tv.tv_usec, 1000) : -1);
+    qatomic_set(&vt_sock_wait, wait);
     qatomic_set(&vt_sock_fd, fd);
-    return vt_sock_wait;
+    return wait;
 }
 
 /* A blocking read with SO_RCVTIMEO gives up after it: in virtual time. */
@@ -548,6 +571,11 @@ QemuCondTimedWaitFunc fuzz_qemu_cond_timedwait_func = fuzz_cond_timedwait;
 void fuzz_qemu_cond_broadcast(QemuCond *cond)
 {
     vt_cond_broadcast(cond);
+}
+
+void fuzz_qemu_cond_signal(QemuCond *cond)
+{
+    vt_cond_signal(cond);
 }
 
 void fuzz_qemu_thread_create(QemuThread *thread, const char *name,

@@ -42,12 +42,13 @@ unsigned vt_pool_threads(void);
  * Waits in virtual time: @timeout_ms < 0 waits for ever.  vt_wait_fd()
  * returns true when @fd is readable (or hung up), false when the timeout
  * passed; vt_cond_timedwait() is qemu_cond_timedwait() and needs its
- * waker to call vt_cond_broadcast().
+ * waker to call vt_cond_broadcast() or vt_cond_signal().
  */
 bool vt_wait_fd(int fd, int timeout_ms);
 void vt_sleep_ms(int ms);
 bool vt_cond_timedwait(QemuCond *cond, QemuMutex *mutex, int timeout_ms);
 void vt_cond_broadcast(QemuCond *cond);
+void vt_cond_signal(QemuCond *cond);
 
 /* A participant blocks in a call that only another participant ends. */
 void vt_block_begin(void);
@@ -67,6 +68,7 @@ ssize_t fuzz_qio_channel_readv_full(QIOChannel *ioc, const struct iovec *iov,
 extern QemuCondWaitFunc fuzz_qemu_cond_wait_func;
 extern QemuCondTimedWaitFunc fuzz_qemu_cond_timedwait_func;
 void fuzz_qemu_cond_broadcast(QemuCond *cond);
+void fuzz_qemu_cond_signal(QemuCond *cond);
 void fuzz_qemu_thread_create(QemuThread *thread, const char *name,
                              void *(*fn)(void *), void *arg, int mode);
 void *fuzz_qemu_thread_join(QemuThread *thread);

@@ -90,7 +90,8 @@ shift
 # as soon as nothing else can happen (that file says why).
 vt_syms="g_get_monotonic_time clock_gettime poll epoll_wait
          qio_channel_readv_full qemu_cond_wait_func qemu_cond_timedwait_func
-         qemu_cond_broadcast qemu_thread_create qemu_thread_join"
+         qemu_cond_broadcast qemu_cond_signal qemu_thread_create
+         qemu_thread_join"
 redefs=()
 for sym in $vt_syms; do redefs+=(--redefine-sym "$sym=fuzz_$sym"); done
 
