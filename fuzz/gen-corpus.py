@@ -138,6 +138,18 @@ def runtime(max_fds=8):
     return s
 
 
+def vet_conversation(config, rom_sized=0):
+    """client_vet(): config read, ROM BAR sizing, then the overlay."""
+    s = reply(REGION_READ, rw(0, 7, config))
+    s += reply(REGION_READ, rw(0x30, 7, bytes(4)))
+    s += reply(REGION_WRITE, rw(0x30, 7, count=4))
+    s += reply(REGION_READ, rw(0x30, 7, struct.pack('<I', rom_sized)))
+    s += reply(REGION_WRITE, rw(0x30, 7, count=4))
+    s += reply(REGION_READ, rw(0, 7, b'\xff' * 64))     # as a dead server
+    s += reply(REGION_WRITE, rw(0x30, 7, count=4))
+    return s
+
+
 def seeds():
     pat = bytes(i & 0xff for i in range(64))
     yield 'version', version()
@@ -194,6 +206,17 @@ def seeds():
                       + request(DMA_READ, b'\0' * 8, 0x202)
                       + request(DMA_MAP_CMD, b'\0' * 32, 0x203)
                       + request(DMA_READ, dma(0x30000, 8), 0x204))
+    # The whole realize, vetting included, over the wire (the vetting
+    # mode's config spaces are in vet_seeds()).
+    good = pci_config(caps=((0x40, PCI_CAP_PM, 0x50, bytes(6)),
+                            (0x50, PCI_CAP_MSI, 0x70, msi()),
+                            (0x70, PCI_CAP_MSIX, 0, msix())))
+    yield 'full-vet', setup() + runtime() + vet_conversation(good)
+    yield 'full-vet-rom', (setup(regions={6: region(6, 0x10000)}) + runtime()
+                           + vet_conversation(good, 0xffff0000))
+    yield 'full-vet-loop', (setup() + runtime()
+                            + vet_conversation(pci_config(
+                                caps=((0x40, PCI_CAP_PM, 0x40, bytes(6)),))))
     # A late reply, an error, a reply to the wrong command.
     yield 'late', version() + reply(GET_INFO, struct.pack('<IIII', 16, 3, 9, 5),
                                     DELAY)
@@ -209,15 +232,156 @@ def seeds():
 
 DMA_MAP_CMD = 2
 
+# The vetting mode (fuzz/pci-vet-fuzz.c): a config space and the sizes
+# the server gave, vetted directly.
+CFG_256, CFG_4096, CFG_0, CFG_0X20 = 0, 1, 2, 3
+PCI_CAP_PM, PCI_CAP_MSI, PCI_CAP_EXP, PCI_CAP_MSIX = 0x01, 0x05, 0x10, 0x11
+EXT_AER, EXT_REBAR = 0x01, 0x15
+IO, MEM64 = 0x1, 0x4
+
+
+def size_code(size):
+    """pci-vet-fuzz.c's size byte: 0 none, n <= 64: 2^(n-1)."""
+    return size.bit_length() if size else 0
+
+
+def pci_config(size=256, caps=(), ext=(), bars=(), header=0, pin=1,
+               vendor=0x1234):
+    """caps: (pos, id, next, body) from 0x34; ext: (pos, id, next, body)."""
+    c = bytearray(size)
+    struct.pack_into('<HH', c, 0, vendor, 0x5678)
+    c[0x0e] = header
+    c[0x3d] = pin
+    for i, val in bars:
+        struct.pack_into('<I', c, 0x10 + 4 * i, val)
+    if caps:
+        c[0x06] |= 0x10             # PCI_STATUS_CAP_LIST
+        c[0x34] = caps[0][0]
+    for pos, cid, nxt, body in caps:
+        c[pos:pos + 2 + len(body)] = bytes([cid, nxt]) + body
+    for pos, cid, nxt, body in ext:
+        c[pos:pos + 4 + len(body)] = (struct.pack('<I', cid | 1 << 16 |
+                                                  nxt << 20) + body)
+    return bytes(c)
+
+
+def vet(config, cfg=CFG_256, bar_sizes=(0x1000,), rom=False, rom_region=0,
+        rom_sized=0, ops=b''):
+    bars = list(bar_sizes) + [0] * (6 - len(bar_sizes))
+    return (b'PCIV' + bytes([cfg, int(rom)])
+            + bytes(size_code(b) if b < 1 << 64 else b >> 64 for b in bars)
+            + bytes([size_code(rom_region)]) + struct.pack('<I', rom_sized)
+            + config + ops)
+
+
+def vet_read(off, returned):
+    return struct.pack('<BHB', 0, off, len(returned)) + returned
+
+
+def vet_write(off, data):
+    return struct.pack('<BHB', 1, off, len(data)) + data
+
+
+def msi(mmc=5, is64=True, mask=True):
+    flags = mmc << 1 | (0x80 if is64 else 0) | (0x100 if mask else 0)
+    return struct.pack('<H', flags) + bytes(20)
+
+
+def msix(entries=16, table=0, pba=0x800):
+    return struct.pack('<HII', entries - 1, table, pba)
+
+
+def vet_seeds():
+    ones = b'\xff' * 256
+    good_caps = ((0x40, PCI_CAP_PM, 0x50, bytes(6)),
+                 (0x50, PCI_CAP_MSI, 0x70, msi()),
+                 (0x70, PCI_CAP_MSIX, 0x80, msix()),
+                 (0x80, PCI_CAP_EXP, 0, bytes(0x3a)))
+    good_ext = ((0x100, EXT_AER, 0x140, bytes(0x38)),
+                (0x140, EXT_REBAR, 0,
+                 struct.pack('<II', 0x10, 1 << 5) + bytes(8)))
+    rom_ops = (vet_write(0x30, b'\x00\xf8\xff\xff') + vet_read(0x30, bytes(4))
+               + vet_write(0x30, bytes(4)) + vet_read(0x30, ones[:4]))
+    yield 'vet-pci', vet(pci_config(), ops=vet_read(0, ones[:255])
+                         + vet_read(0x3c, bytes(4)))
+    yield 'vet-pcie', vet(pci_config(4096, good_caps, good_ext,
+                                     bars=((0, MEM64),)),
+                          CFG_4096, (0x4000, 0), True, 0x10000, 0xffff0000,
+                          vet_read(0, ones[:255]) + vet_read(0x100, ones[:255])
+                          + rom_ops)
+    yield 'vet-cap-loop-self', vet(pci_config(caps=((0x40, PCI_CAP_PM, 0x40,
+                                                      bytes(6)),)))
+    yield 'vet-cap-loop-two', vet(pci_config(caps=((0x40, PCI_CAP_PM, 0x50,
+                                                     bytes(6)),
+                                                    (0x50, 0x09, 0x40,
+                                                     bytes(2)))))
+    yield 'vet-cap-misaligned', vet(pci_config(caps=((0x41, PCI_CAP_PM, 0,
+                                                      bytes(6)),)))
+    yield 'vet-all-ones', vet(ones)
+    yield 'vet-msi-mmc7', vet(pci_config(caps=((0x50, PCI_CAP_MSI, 0,
+                                                msi(7)),)))
+    yield 'vet-msi-at-end', vet(pci_config(caps=((0xf0, PCI_CAP_MSI, 0,
+                                                  msi()[:12]),)))
+    yield 'vet-msix-bir5-nobar', vet(pci_config(caps=((0x70, PCI_CAP_MSIX, 0,
+                                                       msix(table=5)),)))
+    yield 'vet-msix-bir7', vet(pci_config(caps=((0x70, PCI_CAP_MSIX, 0,
+                                                 msix(table=7)),)))
+    yield 'vet-msix-table-big', vet(pci_config(caps=((0x70, PCI_CAP_MSIX, 0,
+                                                      msix(2048)),)))
+    yield 'vet-msix-twice', vet(pci_config(caps=((0x70, PCI_CAP_MSIX, 0x80,
+                                                  msix()),
+                                                 (0x80, PCI_CAP_MSIX, 0,
+                                                  msix()))))
+    yield 'vet-rom-0xffffe800', vet(pci_config(), rom=True,
+                                    rom_region=0x2000, rom_sized=0xffffe800)
+    yield 'vet-rom-region-small', vet(pci_config(), rom=True,
+                                      rom_region=0x1000,
+                                      rom_sized=0xffff0000, ops=rom_ops)
+    yield 'vet-config-0', vet(b'', CFG_0)
+    yield 'vet-config-0x20', vet(pci_config()[:0x20], CFG_0X20)
+    yield 'vet-config-odd', vet(pci_config() + bytes(0x55 - 256 % 0x55), 5)
+    yield 'vet-bar-not-pow2', vet(pci_config(), bar_sizes=(0x1000,
+                                                           65 << 64))
+    yield 'vet-bar64-last', vet(pci_config(bars=((5, MEM64),)),
+                                bar_sizes=(0, 0, 0, 0, 0, 0x1000))
+    yield 'vet-bar-io-big', vet(pci_config(bars=((0, IO),)),
+                                bar_sizes=(0x20000,))
+    yield 'vet-header-type1', vet(pci_config(header=1))
+    yield 'vet-pin5', vet(pci_config(pin=5))
+    yield 'vet-pcie-cap-small', vet(pci_config(caps=((0xf8, PCI_CAP_EXP, 0,
+                                                      bytes(6)),)))
+    yield 'vet-pm-at-end', vet(pci_config(caps=((0xfc, PCI_CAP_PM, 0,
+                                                 bytes(2)),)))
+    yield 'vet-ext-loop', vet(pci_config(4096, ext=((0x100, EXT_AER, 0x100,
+                                                     bytes(4)),)), CFG_4096)
+    yield 'vet-ext-small', vet(pci_config(4096, ext=((0x100, EXT_AER, 0x104,
+                                                      b''),
+                                                     (0x104, EXT_AER, 0,
+                                                      bytes(4)))), CFG_4096)
+    # PCIe without extended capabilities, a vendor capability, no ROM,
+    # writes outside the ROM BAR.
+    yield 'vet-pcie-noext', vet(pci_config(4096, ((0x40, 0x09, 0,
+                                                   bytes(6)),)),
+                                CFG_4096, rom=True,
+                                ops=vet_write(0x04, b'\x07\x00')
+                                + vet_read(0x30, ones[:4]))
+    yield 'vet-msix-at-end', vet(pci_config(caps=((0xf8, PCI_CAP_MSIX, 0,
+                                                   msix()[:6]),)))
+    yield 'vet-rebar-bad', vet(pci_config(4096, ext=((0x100, EXT_REBAR, 0,
+                                                      struct.pack('<II', 0,
+                                                                  7 << 5)),)),
+                               CFG_4096)
+
 
 def main():
     top = os.path.dirname(os.path.abspath(__file__))
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(top, 'corpus')
     os.makedirs(out, exist_ok=True)
-    for name, data in seeds():
+    all_seeds = list(seeds()) + list(vet_seeds())
+    for name, data in all_seeds:
         with open(os.path.join(out, name), 'wb') as f:
             f.write(data)
-    print(f'{len(list(seeds()))} seeds in {out}')
+    print(f'{len(all_seeds)} seeds in {out}')
 
 
 if __name__ == '__main__':

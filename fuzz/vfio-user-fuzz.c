@@ -23,12 +23,22 @@
  * Why libFuzzer rather than AFL++: the client is a library with threads
  * and a socket, not a program reading a file.  libFuzzer runs it
  * in-process, with no fork or exec per input (the cost per input is the
- * client's own: a connection, three threads, a conversation), works
+ * client's own: a connection, its receive thread, a conversation), works
  * hand in hand with ASan/UBSan (a finding in any thread stops the run
  * and saves the input), and needs nothing but clang (Debian's clang-14,
  * libclang-rt-14-dev, llvm-14 for the symbolizer).  Being in-process, it
  * needs the harness to leave nothing behind: it checks per input that no
  * fd and no thread outlives the connection.
+ *
+ * Time is virtual (fuzz/virtual-time.c): every timeout, the client's and
+ * the harness's own (WAIT, DELAY), fires as soon as nothing but a timeout
+ * can happen, in the order of the deadlines.  An input thus costs what
+ * its conversation computes, not what it waits, and the outcome of a
+ * race between two timeouts does not depend on the machine's load.
+ * Threads, the client's too, come from a pool of the harness.
+ *
+ * Inputs that start with "PCIV" are for the other mode, the PCI
+ * personality vetting driven directly (fuzz/pci-vet-fuzz.c).
  *
  * Input format: a sequence of chunks, each
  *   ctrl (1 byte) | len (2 bytes, little-endian, clamped to what is left)
@@ -57,6 +67,8 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <dirent.h>
+#include "qemu/bitops.h"
+#include <poll.h>
 #include "qapi/error.h"
 #include "qemu/main-loop.h"
 #include "qemu/module.h"
@@ -65,7 +77,9 @@
 #include "trace/control.h"
 #include "hw/vfio-user/device.h"
 #include "hw/vfio-user/dma.h"
+#include "hw/pci/pci_regs.h"
 #include "vfio-user-fuzz.h"
+#include "virtual-time.h"
 
 #define TIMEOUT_MS      20
 #define MAX_DELAYS      2
@@ -97,6 +111,8 @@ VFIOUserDevice *vfio_user_device_of(VFIODevice *vdev)
 
 typedef struct Server {
     int fd;
+    int client_fd;              /* the client's end */
+    VFIOUserProxy *proxy;
     const uint8_t *data;
     size_t size;
     QemuMutex lock;
@@ -107,7 +123,7 @@ typedef struct Server {
     bool eof;
 } Server;
 
-static int baseline_fds = -1, baseline_threads;
+static int baseline_fds = -1, baseline_threads, baseline_pool;
 static FILE *report;            /* the real stderr, for the harness */
 
 /*
@@ -192,6 +208,36 @@ static int scan_fds(bool report_leaks)
 }
 static bool initialized;
 
+/*
+ * The set of open fd numbers, as one poll() sees it: scan_fds() costs two
+ * system calls per open fd, a tenth of what an input cost once the
+ * waits were gone, so it runs only when this set changed.  A leak takes
+ * the lowest free number, so it shows below the bound.
+ */
+#define PROBED_FDS      1024
+static struct pollfd fd_probe[PROBED_FDS];
+static unsigned long fds_before[BITS_TO_LONGS(PROBED_FDS)];
+
+static bool fds_as_before(bool remember)
+{
+    unsigned long now[BITS_TO_LONGS(PROBED_FDS)] = { 0 };
+
+    for (int i = 0; i < PROBED_FDS; i++) {
+        fd_probe[i] = (struct pollfd) { .fd = i };
+    }
+    poll(fd_probe, PROBED_FDS, 0);
+    for (int i = 0; i < PROBED_FDS; i++) {
+        if (!(fd_probe[i].revents & POLLNVAL)) {
+            set_bit(i, now);
+        }
+    }
+    if (remember) {
+        memcpy(fds_before, now, sizeof(now));
+        return true;
+    }
+    return !memcmp(fds_before, now, sizeof(now));
+}
+
 static int count_dir(const char *path)
 {
     DIR *d = opendir(path);
@@ -232,8 +278,13 @@ static bool srv_read(int fd, void *buf, size_t len)
             .msg_iov = &iov, .msg_iovlen = 1,
             .msg_control = cbuf, .msg_controllen = sizeof(cbuf),
         };
-        ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+        ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 
+        if (n < 0 && errno == EAGAIN) {
+            /* Waiting for the client is waiting in virtual time. */
+            vt_wait_fd(fd, -1);
+            continue;
+        }
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -281,31 +332,52 @@ static void *srv_reader(void *opaque)
             if (s->tail - s->head < ARRAY_SIZE(s->reqs)) {
                 s->reqs[s->tail++ % ARRAY_SIZE(s->reqs)] = hdr;
             }
-            qemu_cond_broadcast(&s->cond);
+            vt_cond_broadcast(&s->cond);
             qemu_mutex_unlock(&s->lock);
         }
     }
 out:
     qemu_mutex_lock(&s->lock);
-    s->eof = true;
-    qemu_cond_broadcast(&s->cond);
+    qatomic_set(&s->eof, true);
+    vt_cond_broadcast(&s->cond);
     qemu_mutex_unlock(&s->lock);
     return NULL;
 }
 
+/*
+ * For the virtual clock: bytes or a hang-up still to be read by a thread
+ * that will read them (a dead client reads nothing more; the server's
+ * reader ends at the client's hang-up).
+ */
+static bool srv_pending(void *opaque)
+{
+    Server *s = opaque;
+    struct pollfd p[2] = {
+        { .fd = s->client_fd, .events = POLLIN },
+        { .fd = s->fd, .events = POLLIN },
+    };
+
+    if (poll(p, 2, 0) <= 0) {
+        return false;
+    }
+    return (p[0].revents &&
+            !(s->proxy && vfio_user_is_dead(s->proxy))) ||
+           (p[1].revents && !qatomic_read(&s->eof));
+}
+
 static bool srv_wait_request(Server *s, VFIOUserHdr *req)
 {
-    int64_t deadline = g_get_monotonic_time() / 1000 + TIMEOUT_MS;
+    int64_t deadline = vt_now_ns() / SCALE_MS + TIMEOUT_MS;
     bool got = false;
 
     qemu_mutex_lock(&s->lock);
     while (s->head == s->tail && !s->client_done && !s->eof) {
-        int64_t left = deadline - g_get_monotonic_time() / 1000;
+        int64_t left = deadline - vt_now_ns() / SCALE_MS;
 
         if (left <= 0) {
             break;
         }
-        qemu_cond_timedwait(&s->cond, &s->lock, left);
+        vt_cond_timedwait(&s->cond, &s->lock, left);
     }
     if (s->head != s->tail) {
         *req = s->reqs[s->head++ % ARRAY_SIZE(s->reqs)];
@@ -415,7 +487,7 @@ static void *srv_writer(void *opaque)
             srv_wait_request(s, &req);
         }
         if ((ctrl & C_DELAY) && delays++ < MAX_DELAYS) {
-            g_usleep((TIMEOUT_MS + 5) * 1000);
+            vt_sleep_ms(TIMEOUT_MS + 5);
         }
         if ((ctrl & C_FIX) && len >= sizeof(VFIOUserHdr)) {
             VFIOUserHdr *h = (VFIOUserHdr *)buf;
@@ -441,7 +513,7 @@ static void *srv_writer(void *opaque)
  * argsz bytes, retried with the size the server asks for, then the
  * capability chain walked without further checks.
  */
-static int client_region_info(uint32_t index)
+static int client_region_info(uint32_t index, uint64_t *size)
 {
     size_t argsz = sizeof(struct vfio_region_info);
     struct vfio_region_info *info = g_malloc0(argsz);
@@ -470,6 +542,7 @@ retry:
         /* The device keeps it; it must be open. */
         assert(fstat(fd, &st) == 0);
     }
+    *size = info->size;
     if (info->flags & VFIO_REGION_INFO_FLAG_CAPS) {
         for (hdr = (void *)info + info->cap_offset; hdr != (void *)info;
              hdr = (void *)info + hdr->next) {
@@ -524,6 +597,50 @@ static void client_set_irqs(void)
     vfio_user_device_io_ops.set_irqs(&vbasedev, set);
 }
 
+/*
+ * The vetting as vfio-user-pci's realize does it (pci.c), over the wire:
+ * the config space and the ROM BAR's sizing come from the server.  Last
+ * in the conversation, so that the inputs written before it still answer
+ * the requests they were written for.  True when the device passed and
+ * its config space reads now go through the vetted copy.
+ */
+static bool client_vet(const uint64_t *sizes)
+{
+    g_autofree VFIOUserPCIVet *vet = g_new0(VFIOUserPCIVet, 1);
+    g_autofree uint8_t *config = g_malloc0(PCIE_CONFIG_SPACE_SIZE);
+    VFIOUserPCIShape shape = {
+        .config_size = sizes[VFIO_PCI_CONFIG_REGION_INDEX],
+        .rom_region_size = sizes[VFIO_PCI_ROM_REGION_INDEX],
+        .rom_bar = true,
+    };
+    uint32_t orig, mask = cpu_to_le32(PCI_ROM_ADDRESS_MASK);
+    const VFIODeviceIOOps *ops = &vfio_user_device_io_ops;
+    int cfg = VFIO_PCI_CONFIG_REGION_INDEX;
+    Error *err = NULL;
+
+    memcpy(shape.bar_size, sizes, sizeof(shape.bar_size));
+    if ((shape.config_size != PCI_CONFIG_SPACE_SIZE &&
+         shape.config_size != PCIE_CONFIG_SPACE_SIZE) ||
+        ops->region_read(&vbasedev, cfg, 0, shape.config_size, config) !=
+            shape.config_size ||
+        ops->region_read(&vbasedev, cfg, PCI_ROM_ADDRESS, 4, &orig) != 4 ||
+        ops->region_write(&vbasedev, cfg, PCI_ROM_ADDRESS, 4, &mask,
+                          false) != 4 ||
+        ops->region_read(&vbasedev, cfg, PCI_ROM_ADDRESS, 4,
+                         &shape.rom_bar_sized) != 4 ||
+        ops->region_write(&vbasedev, cfg, PCI_ROM_ADDRESS, 4, &orig,
+                          false) != 4) {
+        return false;
+    }
+    shape.rom_bar_sized = le32_to_cpu(shape.rom_bar_sized);
+    if (!vfio_user_pci_vet(vet, config, &shape, &err)) {
+        error_free(err);
+        return false;
+    }
+    udev.config_vet = g_steal_pointer(&vet);
+    return true;
+}
+
 /* Give up on a conversation after this many timeouts: it only gets slower. */
 #define MAX_TIMEOUTS    2
 
@@ -531,6 +648,7 @@ static void client_drive(VFIOUserProxy *proxy, VFIOUserDMATable *table)
 {
     struct vfio_device_info info = { .argsz = sizeof(info) };
     struct vfio_irq_info irq;
+    uint64_t sizes[12] = { 0 };
     uint8_t small[8], big[300];
     Error *err = NULL;
     int timeouts = 0;
@@ -559,7 +677,7 @@ static void client_drive(VFIOUserProxy *proxy, VFIOUserDMATable *table)
     vfio_user_device_init_fds(&udev, info.num_regions);
 
     for (uint32_t i = 0; i < MIN(info.num_regions, 12); i++) {
-        OP(client_region_info(i));
+        OP(client_region_info(i, &sizes[i]));
     }
     for (uint32_t i = 0; i < info.num_irqs; i++) {
         irq = (struct vfio_irq_info) { .argsz = sizeof(irq), .index = i };
@@ -583,6 +701,16 @@ static void client_drive(VFIOUserProxy *proxy, VFIOUserDMATable *table)
     client_set_irqs();
     OP(vfio_user_device_io_ops.device_reset(&vbasedev));
     OP(vfio_user_device_io_ops.region_read(&vbasedev, 0, 0, 4, small));
+    if (client_vet(sizes)) {
+        /* Through the overlay now: a read that hw/vfio parsed, a write */
+        OP(vfio_user_device_io_ops.region_read(&vbasedev,
+                                               VFIO_PCI_CONFIG_REGION_INDEX,
+                                               0, 64, big));
+        OP(vfio_user_device_io_ops.region_write(&vbasedev,
+                                                VFIO_PCI_CONFIG_REGION_INDEX,
+                                                PCI_ROM_ADDRESS, 4, big,
+                                                false));
+    }
 out:
     /* Unmap while the server may still be DMAing into it. */
     g_array_unref(vfio_user_dma_table_remove(table, 0x10000, 0x1000));
@@ -605,6 +733,7 @@ static const uint8_t warmup[] = {
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    vt_init();
     qemu_mutex_init(&input_fds_lock);
     module_call_init(MODULE_INIT_TRACE);
     module_call_init(MODULE_INIT_QOM);
@@ -656,13 +785,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     VFIOUserDMATable *table;
     int sv[2], n;
 
+    /* The vetting mode (fuzz/pci-vet-fuzz.c) needs no conversation. */
+    if (vfio_user_vet_fuzz(data, size)) {
+        return 0;
+    }
     /* libFuzzer starts its own threads after LLVMFuzzerInitialize. */
     if (baseline_fds < 0 && initialized) {
         baseline_fds = scan_fds(false);
+        fds_as_before(true);
         baseline_threads = count_dir("/proc/self/task");
+        baseline_pool = vt_pool_threads();
     }
     assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
     s.fd = sv[1];
+    s.client_fd = sv[0];
+    vt_set_pending(srv_pending, &s);
     n_input_fds = 0;
     track_fd(sv[0]);
     addr.u.fd.str = g_strdup_printf("%d", sv[0]);
@@ -671,6 +808,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g_free(addr.u.fd.str);
     vfio_user_set_death_notifier(proxy, death_notify, NULL);
     udev.proxy = proxy;
+    s.proxy = proxy;
 
     memset(DMA_A, 0xaa, 2 * PG);
     table = vfio_user_dma_table_new(proxy);
@@ -686,32 +824,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     qemu_mutex_init(&s.lock);
     qemu_cond_init(&s.cond);
-    qemu_thread_create(&reader, "fuzz-srv-rd", srv_reader, &s,
-                       QEMU_THREAD_JOINABLE);
-    qemu_thread_create(&writer, "fuzz-srv-wr", srv_writer, &s,
-                       QEMU_THREAD_JOINABLE);
+    vt_thread_create(&reader, "fuzz-srv-rd", srv_reader, &s,
+                     QEMU_THREAD_JOINABLE);
+    vt_thread_create(&writer, "fuzz-srv-wr", srv_writer, &s,
+                     QEMU_THREAD_JOINABLE);
 
     client_drive(proxy, table);
 
     /* Let the server play the rest of its input, then see it hang up. */
     qemu_mutex_lock(&s.lock);
     s.client_done = true;
-    qemu_cond_broadcast(&s.cond);
+    vt_cond_broadcast(&s.cond);
     qemu_mutex_unlock(&s.lock);
-    qemu_thread_join(&writer);
-    for (int i = 0; i < 2000 && !vfio_user_is_dead(proxy); i++) {
-        g_usleep(500);
+    vt_thread_join(&writer);
+    /*
+     * The client reads the hang-up and dies, and its death bottom half
+     * wakes the main loop: no need to poll for it.
+     */
+    vt_block_begin();
+    while (!vfio_user_is_dead(proxy)) {
+        aio_poll(qemu_get_aio_context(), true);
     }
+    vt_block_end();
     /* The main loop tells the device the connection died. */
     while (aio_poll(qemu_get_aio_context(), false)) {
         /* run the death bottom half */
     }
 
+    /* Nothing waits in virtual time any more; s.proxy is about to go. */
+    vt_set_pending(NULL, NULL);
     vfio_user_disconnect(proxy);
-    qemu_thread_join(&reader);
+    vt_thread_join(&reader);
     close(s.fd);
     vfio_user_dma_table_free(table);
     vfio_user_device_close_fds(&udev);
+    g_free(udev.config_vet);
+    udev.config_vet = NULL;
     vbasedev.num_regions = vbasedev.num_irqs = 0;
     qemu_cond_destroy(&s.cond);
     qemu_mutex_destroy(&s.lock);
@@ -723,20 +871,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         initialized = true;     /* the warm-up run */
         return 0;
     }
-    n = scan_fds(true);
-    if (n < 0) {
+    if (!fds_as_before(false)) {
+        n = scan_fds(true);
+        if (n < 0) {
+            abort();
+        }
+        if (n != baseline_fds) {
+            fprintf(report, "vfio-user-fuzz: %d eventfds open after the "
+                    "input, %d before: the client leaks eventfds\n", n,
+                    baseline_fds);
+            abort();
+        }
+        /* Not the client's (the sanitizers' symbolizer, say) */
+        fds_as_before(true);
+    }
+    /*
+     * Threads come from the harness's pool (fuzz/virtual-time.c): each
+     * routine the client started must have ended and been joined, and
+     * nothing else may have started a thread.
+     */
+    n = vt_busy_threads();
+    if (n) {
+        fprintf(report, "vfio-user-fuzz: %d threads still running or not "
+                "joined after the input\n", n);
         abort();
     }
-    if (n != baseline_fds) {
-        fprintf(report, "vfio-user-fuzz: %d eventfds open after the input, "
-                "%d before: the client leaks eventfds\n", n, baseline_fds);
-        abort();
-    }
-    /* A joined thread may linger in /proc for a moment. */
-    for (int i = 0; i < 1000 &&
-         (n = count_dir("/proc/self/task")) != baseline_threads; i++) {
-        g_usleep(1000);
-    }
+    n = count_dir("/proc/self/task") - (vt_pool_threads() - baseline_pool);
     if (n != baseline_threads) {
         fprintf(report, "vfio-user-fuzz: %d threads after the input, "
                 "%d before\n", n, baseline_threads);

@@ -7,4 +7,7 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* fuzz/pci-vet-fuzz.c: false when @data is not an input of that mode. */
+bool vfio_user_vet_fuzz(const uint8_t *data, size_t size);
+
 #endif /* VFIO_USER_FUZZ_H */

@@ -2,7 +2,7 @@
 # Build and run the libFuzzer harness for the vfio-user client's receive
 # path (fuzz/vfio-user-fuzz.c; its header says what it does and why).
 #
-# Only our client files (hw/vfio-user/proxy.c, device.c, dma.c) are
+# Only our client files (hw/vfio-user/proxy.c, device.c, dma.c, pci-vet.c) are
 # compiled with clang, coverage and ASan/UBSan, with the include flags
 # the QEMU build uses for them; the rest (util, qobject, qom, io) comes
 # non-instrumented from the main gcc build, which must exist ("make qemu").
@@ -85,6 +85,16 @@ shift
 
 # Our files, straight from the repository (-iquote TOP first: its
 # headers win over whatever the tree's overlay links point at).
+# The client's clock and blocking calls, renamed to fuzz/virtual-time.c's
+# fuzz_* versions in our objects only: timeouts then fire in virtual time,
+# as soon as nothing else can happen (that file says why).
+vt_syms="g_get_monotonic_time clock_gettime poll epoll_wait
+         qio_channel_readv_full qemu_cond_wait_func qemu_cond_timedwait_func
+         qemu_cond_broadcast qemu_cond_signal qemu_thread_create
+         qemu_thread_join"
+redefs=()
+for sym in $vt_syms; do redefs+=(--redefine-sym "$sym=fuzz_$sym"); done
+
 # build NAME CFLAGS HARNESS_CFLAGS LDFLAGS: $out/NAME, objects in
 # $out/obj-NAME.
 build() {
@@ -92,18 +102,21 @@ build() {
     local obj=$out/obj-$name
 
     mkdir -p "$obj"
-    for src in proxy device dma; do
+    for src in proxy device dma pci-vet; do
         o=$obj/$src.o
         "$CLANG" $ccflags -iquote "$top" "${qflags[@]}" \
             -c "$top/hw/vfio-user/$src.c" -o "$o" ||
             die "compiling hw/vfio-user/$src.c failed"
+        objcopy "${redefs[@]}" "$o" || die "objcopy $o failed"
         objs+=("$o")
     done
     # The harness is not instrumented for coverage: its own branches are
     # not what we want the fuzzer to explore.
-    "$CLANG" $hflags -iquote "$top" "${qflags[@]}" \
-        -c "$top/fuzz/vfio-user-fuzz.c" -o "$obj/harness.o" ||
-        die "compiling fuzz/vfio-user-fuzz.c failed"
+    for src in vfio-user-fuzz virtual-time pci-vet-fuzz; do
+        "$CLANG" $hflags -iquote "$top" "${qflags[@]}" \
+            -c "$top/fuzz/$src.c" -o "$obj/$src.o" ||
+            die "compiling fuzz/$src.c failed"
+    done
 
     # The main build's objects, as archives the linker picks from.
     for lib in io qom crypto authz event-loop-base; do
@@ -111,7 +124,8 @@ build() {
         ar rcsT "$obj/lib$lib.a" "$qbuild"/lib$lib.a.p/*.o
     done
     "$CLANG" $ldflags -fsanitize=fuzzer -o "$out/$name.new" \
-        "$obj/harness.o" "${objs[@]}" \
+        "$obj/vfio-user-fuzz.o" "$obj/virtual-time.o" "$obj/pci-vet-fuzz.o" \
+        "${objs[@]}" \
         -Wl,--start-group "$qbuild/libqemuutil.a" "$obj"/lib*.a \
         $(pkg-config --libs glib-2.0 gmodule-2.0) -lrt -lutil -lm -lz \
         -Wl,--end-group -pthread || die "linking the harness failed"
@@ -178,8 +192,8 @@ repro)
     "$bin" "${common[@]}" "$@"
     ;;
 coverage)
-    # Line coverage of proxy.c, device.c, dma.c reached by the corpus
-    # (build/fuzz/corpus and fuzz/corpus), with clang's source-based
+    # Line coverage of proxy.c, device.c, dma.c, pci-vet.c reached by the
+    # corpus (build/fuzz/corpus and fuzz/corpus), with clang's source-based
     # coverage: report in build/fuzz/coverage.txt.
     build vfio-user-cov "-g -O0 -fprofile-instr-generate -fcoverage-mapping" \
         "-g -O1" "-fprofile-instr-generate"
@@ -189,9 +203,11 @@ coverage)
         >"$out/coverage.log" 2>&1 || die "coverage run failed: $out/coverage.log"
     llvm-profdata-14 merge -o "$out/cov.profdata" "$out"/profraw/*.profraw
     llvm-cov-14 report "$out/vfio-user-cov" -instr-profile="$out/cov.profdata" \
-        "$top"/hw/vfio-user/{proxy,device,dma}.c | tee "$out/coverage.txt"
+        "$top"/hw/vfio-user/{proxy,device,dma,pci-vet}.c |
+        tee "$out/coverage.txt"
     llvm-cov-14 show "$out/vfio-user-cov" -instr-profile="$out/cov.profdata" \
-        "$top"/hw/vfio-user/{proxy,device,dma}.c >"$out/coverage-lines.txt"
+        "$top"/hw/vfio-user/{proxy,device,dma,pci-vet}.c \
+        >"$out/coverage-lines.txt"
     echo "fuzz: per-line counts in $out/coverage-lines.txt"
     ;;
 *)
