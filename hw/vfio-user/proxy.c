@@ -190,7 +190,8 @@ static bool proxy_mark_dead(VFIOUserProxy *proxy, char *reason, int err)
         qatomic_set(&proxy->dead, true);
         proxy->death_reason = reason;
         QTAILQ_FOREACH(p, &proxy->pending, next) {
-            if (!p->busy) {
+            /* A reply already in stands: its waiter just has not woken. */
+            if (!p->busy && !p->done) {
                 p->error = err;
                 p->done = true;
             }
