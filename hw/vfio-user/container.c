@@ -90,7 +90,8 @@ static int vfio_user_dma_map(const VFIOContainerBase *bcontainer,
     }
 
     /* In the table before the server hears of it. */
-    ret = vfio_user_dma_table_add(container->dma, iova, size, vaddr,
+    ret = vfio_user_dma_table_add(container->dma, iova, size, vaddr, rb->mr,
+                                  qemu_ram_get_offset(rb) + offset,
                                   !readonly);
     if (ret < 0) {
         goto fail;

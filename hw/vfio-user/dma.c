@@ -15,7 +15,8 @@
  * count) and translated into an iovec of host addresses; the data then
  * moves straight between the socket and guest RAM (readv/sendmsg), with
  * no intermediate buffer, while table->inflight keeps the memory from
- * being unmapped under it.
+ * being unmapped under it.  What a DMA_WRITE put there is then marked
+ * as address_space_write() would (see dma_mark_written()).
  * vfio_user_dma_table_remove() takes ranges out of the table first, so
  * no new request can reach them, then waits for inflight to drain; a
  * transfer that stalls past the message timeout (a server that stops
@@ -25,6 +26,9 @@
 #include "qemu/osdep.h"
 #include "qemu/iov.h"
 #include "qemu/units.h"
+#include "qemu/rcu.h"
+#include "exec/ram_addr.h"
+#include "system/tcg.h"
 #include "hw/vfio-user/dma.h"
 #include "trace.h"
 
@@ -35,8 +39,16 @@ typedef struct DMAMapping {
     uint64_t iova;
     uint64_t size;
     uint8_t *vaddr;
+    MemoryRegion *mr;           /* of vaddr, for dirty tracking */
+    ram_addr_t ram_addr;        /* of vaddr, for dirty tracking */
     bool writable;
 } DMAMapping;
+
+/* Where a piece of a transfer lands, in dirty-tracking terms. */
+typedef struct DMASegment {
+    MemoryRegion *mr;
+    ram_addr_t ram_addr;
+} DMASegment;
 
 struct VFIOUserDMATable {
     VFIOUserProxy *proxy;
@@ -94,10 +106,12 @@ static guint first_ending_after(VFIOUserDMATable *table, uint64_t addr)
 }
 
 int vfio_user_dma_table_add(VFIOUserDMATable *table, uint64_t iova,
-                            uint64_t size, void *vaddr, bool writable)
+                            uint64_t size, void *vaddr, MemoryRegion *mr,
+                            ram_addr_t ram_addr, bool writable)
 {
     DMAMapping m = {
-        .iova = iova, .size = size, .vaddr = vaddr, .writable = writable,
+        .iova = iova, .size = size, .vaddr = vaddr, .mr = mr,
+        .ram_addr = ram_addr, .writable = writable,
     };
     guint i;
     int ret = 0;
@@ -174,7 +188,7 @@ guint vfio_user_dma_table_count(VFIOUserDMATable *table)
  */
 static int dma_translate(VFIOUserDMATable *table, uint64_t addr,
                          uint64_t count, bool write, struct iovec *iov,
-                         size_t *niov)
+                         DMASegment *seg, size_t *niov)
 {
     uint64_t cur = addr, end = addr + count;
     guint i;
@@ -188,6 +202,7 @@ static int dma_translate(VFIOUserDMATable *table, uint64_t addr,
         DMAMapping *m;
         uint64_t n;
         uint8_t *host;
+        ram_addr_t ram_addr;
 
         if (i >= table->maps->len || map_at(table, i)->iova > cur) {
             return -EFAULT;
@@ -198,12 +213,16 @@ static int dma_translate(VFIOUserDMATable *table, uint64_t addr,
         }
         n = MIN(end, m->iova + m->size) - cur;
         host = m->vaddr + (cur - m->iova);
+        ram_addr = m->ram_addr + (cur - m->iova);
         if (*niov && (uint8_t *)iov[*niov - 1].iov_base +
-                     iov[*niov - 1].iov_len == host) {
+                     iov[*niov - 1].iov_len == host &&
+            seg[*niov - 1].mr == m->mr &&
+            seg[*niov - 1].ram_addr + iov[*niov - 1].iov_len == ram_addr) {
             iov[*niov - 1].iov_len += n;
         } else if (*niov == VFIO_USER_DMA_MAX_IOV) {
             return -E2BIG;
         } else {
+            seg[*niov] = (DMASegment) { .mr = m->mr, .ram_addr = ram_addr };
             iov[(*niov)++] = (struct iovec) { .iov_base = host,
                                               .iov_len = n };
         }
@@ -211,6 +230,35 @@ static int dma_translate(VFIOUserDMATable *table, uint64_t addr,
         i++;
     }
     return 0;
+}
+
+/*
+ * What address_space_write() does after it writes guest RAM (physmem.c's
+ * invalidate_and_set_dirty()): the server's bytes went from the socket
+ * straight into guest memory, behind the back of TCG, whose translated
+ * code for those pages is now stale, and of dirty tracking (migration,
+ * display), which must see the pages as written.  Safe on any thread,
+ * like the physmem path that device threads take.
+ */
+static void dma_mark_written(const struct iovec *iov, const DMASegment *seg,
+                             size_t niov)
+{
+    RCU_READ_LOCK_GUARD();
+
+    for (size_t i = 0; i < niov; i++) {
+        ram_addr_t start = seg[i].ram_addr, len = iov[i].iov_len;
+        uint8_t mask = memory_region_get_dirty_log_mask(seg[i].mr);
+
+        if (mask) {
+            mask = cpu_physical_memory_range_includes_clean(start, len, mask);
+        }
+        if (mask & (1 << DIRTY_MEMORY_CODE)) {
+            assert(tcg_enabled());
+            tb_invalidate_phys_range(start, start + len - 1);
+            mask &= ~(1 << DIRTY_MEMORY_CODE);
+        }
+        cpu_physical_memory_set_dirty_range(start, len, mask);
+    }
 }
 
 /* Refuse a request: consume what is left of it, answer with @err. */
@@ -237,6 +285,7 @@ bool vfio_user_dma_handle_request(void *opaque, VFIOUserProxy *proxy,
     size_t left = hdr->size - sizeof(*hdr);
     bool write = hdr->command == VFIO_USER_DMA_WRITE;
     struct iovec iov[VFIO_USER_DMA_MAX_IOV + 1];
+    DMASegment seg[VFIO_USER_DMA_MAX_IOV];
     VFIOUserDMARW req;
     size_t niov;
     int err, ret;
@@ -263,7 +312,7 @@ bool vfio_user_dma_handle_request(void *opaque, VFIOUserProxy *proxy,
     }
 
     qemu_mutex_lock(&table->lock);
-    err = dma_translate(table, req.address, req.count, write, iov + 1,
+    err = dma_translate(table, req.address, req.count, write, iov + 1, seg,
                         &niov);
     if (!err) {
         table->inflight++;
@@ -277,6 +326,8 @@ bool vfio_user_dma_handle_request(void *opaque, VFIOUserProxy *proxy,
     if (write) {
         /* Straight from the socket into guest RAM. */
         ret = vfio_user_recv_payload(proxy, iov + 1, niov);
+        /* Even a partial write changed guest memory. */
+        dma_mark_written(iov + 1, seg, niov);
         if (ret == 0 && !(hdr->flags & VFIO_USER_NO_REPLY)) {
             vfio_user_send_reply(proxy, hdr, iov, 1);
         }

@@ -7,6 +7,7 @@
 #ifndef HW_VFIO_USER_DMA_H
 #define HW_VFIO_USER_DMA_H
 
+#include "exec/memory.h"
 #include "hw/vfio-user/proxy.h"
 
 typedef struct VFIOUserDMATable VFIOUserDMATable;
@@ -15,11 +16,13 @@ VFIOUserDMATable *vfio_user_dma_table_new(VFIOUserProxy *proxy);
 void vfio_user_dma_table_free(VFIOUserDMATable *table);
 
 /*
- * Enter [iova, iova + size) -> host memory at @vaddr.  Must happen before
- * the DMA_MAP that announces it is sent.  Fails with -EEXIST on overlap.
+ * Enter [iova, iova + size) -> host memory at @vaddr, which is guest RAM
+ * of @mr at @ram_addr.  Must happen before the DMA_MAP that announces it
+ * is sent.  Fails with -EEXIST on overlap.
  */
 int vfio_user_dma_table_add(VFIOUserDMATable *table, uint64_t iova,
-                            uint64_t size, void *vaddr, bool writable);
+                            uint64_t size, void *vaddr, MemoryRegion *mr,
+                            ram_addr_t ram_addr, bool writable);
 
 typedef struct VFIOUserDMARange {
     uint64_t iova;

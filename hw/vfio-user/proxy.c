@@ -77,6 +77,7 @@
 #include "qemu/error-report.h"
 #include "qemu/iov.h"
 #include "qemu/main-loop.h"
+#include "qemu/rcu.h"
 #include "qemu/timer.h"
 #include "qemu/units.h"
 #include "qobject/qdict.h"
@@ -942,6 +943,8 @@ static void *proxy_recv_thread(void *opaque)
 {
     VFIOUserProxy *proxy = opaque;
 
+    /* DMA requests served here mark guest RAM dirty, under RCU. */
+    rcu_register_thread();
     while (!qatomic_read(&proxy->dead)) {
         struct epoll_event ev;
 
@@ -964,6 +967,7 @@ static void *proxy_recv_thread(void *opaque)
         }
         qemu_mutex_unlock(&proxy->lock);
     }
+    rcu_unregister_thread();
     return NULL;
 }
 

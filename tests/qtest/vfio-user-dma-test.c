@@ -807,6 +807,185 @@ static void test_viommu(void)
     vu_fixture_stop(&c.f);
 }
 
+/* ---------------------------------------------------------------------- */
+
+/*
+ * DMA writes mark guest memory dirty: the display sees what a server
+ * DMA_WRITEs into the framebuffer.
+ *
+ * The std VGA (00:02.0) redraws, outside a full update, only the lines
+ * whose pages its DIRTY_MEMORY_VGA log shows written.  Its 16 MiB BAR0
+ * is RAM, so the client maps it for the server like guest RAM.  In an
+ * 8 bpp VBE mode (where the display cannot share the framebuffer and
+ * must redraw into its own surface), two screendumps leave the log
+ * clean; the server then writes palette index 1 (red) over the first
+ * line, and the next screendump must show it.  Why the display: it is
+ * the observer of the dirty log a qtest can query; calc-dirty-rate in
+ * dirty-bitmap mode counts only the pages KVM's log sync reports, and the
+ * device blocks migration.
+ */
+#define VGA_DEVFN       QPCI_DEVFN(2, 0)
+#define VBE_INDEX       0x1ce
+#define VBE_DATA        0x1cf
+#define VGA_AR_INDEX    0x3c0
+#define VGA_AR_PAS      0x20    /* the palette is the display's: unblank */
+#define VGA_DAC_INDEX   0x3c8
+#define VGA_DAC_DATA    0x3c9
+#define FB_W            64
+#define FB_H            16
+
+static void vbe_write(TestCtx *c, uint16_t index, uint16_t val)
+{
+    qtest_outw(c->f.qts, VBE_INDEX, index);
+    qtest_outw(c->f.qts, VBE_DATA, val);
+}
+
+/* Screendump, and return the RGB of pixel (@x, 0). */
+static uint32_t screen_pixel(TestCtx *c, const char *path, unsigned x)
+{
+    g_autofree char *ppm = NULL;
+    unsigned w, h, max, nl = 0;
+    size_t len, i;
+
+    qmp_ok(c->f.qts, qtest_qmp(c->f.qts, "{'execute': 'screendump', "
+                               "'arguments': {'filename': %s}}", path));
+    g_assert(g_file_get_contents(path, &ppm, &len, NULL));
+    unlink(path);
+    g_assert_cmpint(sscanf(ppm, "P6 %u %u %u", &w, &h, &max), ==, 3);
+    g_assert_cmpuint(w, ==, FB_W);
+    g_assert_cmpuint(h, ==, FB_H);
+    for (i = 0; i < len && nl < 3; i++) {
+        nl += ppm[i] == '\n';
+    }
+    g_assert_cmpuint(len, ==, i + w * h * 3);
+    i += x * 3;
+    return (uint8_t)ppm[i] << 16 | (uint8_t)ppm[i + 1] << 8 |
+           (uint8_t)ppm[i + 2];
+}
+
+static void test_vga_dirty(void)
+{
+    g_autofree char *dump = NULL;
+    uint8_t line[FB_W];
+    QPCIDevice *vga;
+    QPCIBar vram;
+    TestCtx c = { 0 };
+    uint64_t size;
+
+    ctx_start(&c, SECURE);
+    dump = g_build_filename(c.f.tmpdir, "screen.ppm", NULL);
+    vga = qpci_device_find(c.f.bus, VGA_DEVFN);
+    g_assert(vga);
+    qpci_device_enable(vga);
+    vram = qpci_iomap(vga, 0, &size);
+    g_test_message("VGA framebuffer at 0x%" PRIx64 ", 0x%" PRIx64 " bytes",
+                   vram.addr, size);
+
+    vbe_write(&c, 4, 0);                        /* ENABLE: off */
+    vbe_write(&c, 1, FB_W);                     /* XRES */
+    vbe_write(&c, 2, FB_H);                     /* YRES */
+    vbe_write(&c, 3, 8);                        /* BPP */
+    vbe_write(&c, 4, 0x41);                     /* ENABLED | LFB_ENABLED */
+    qtest_outb(c.f.qts, VGA_AR_INDEX, VGA_AR_PAS);
+    qtest_outb(c.f.qts, VGA_DAC_INDEX, 1);      /* entry 1: red */
+    qtest_outb(c.f.qts, VGA_DAC_DATA, 0x3f);
+    qtest_outb(c.f.qts, VGA_DAC_DATA, 0);
+    qtest_outb(c.f.qts, VGA_DAC_DATA, 0);
+
+    /* A full update, then one that consumes the log: all black. */
+    g_assert_cmphex(screen_pixel(&c, dump, 0), ==, 0);
+    g_assert_cmphex(screen_pixel(&c, dump, 0), ==, 0);
+
+    memset(line, 1, sizeof(line));
+    g_assert_cmpint(vu_test_server_dma_write(c.f.srv, vram.addr, line,
+                                             sizeof(line)), ==, 0);
+    g_assert_cmphex(screen_pixel(&c, dump, 0), ==, 0xff0000);
+    g_assert_cmphex(screen_pixel(&c, dump, FB_W - 1), ==, 0xff0000);
+    g_free(vga);
+    vu_fixture_stop(&c.f);
+}
+
+/*
+ * DMA writes behave as writes to guest memory: a TCG guest runs the code
+ * a server DMA_WRITEs over its old code, not a stale translation.
+ *
+ * The firmware is a 64 KiB image whose reset vector jumps to CODE_GPA, in
+ * RAM, where the test puts a real-mode loop that stores a marker byte at
+ * MARK_GPA (another page) forever.  TCG translates that loop once into
+ * a block chained to itself; only invalidation of the page's translated
+ * code makes the vCPU translate it again.  The server then rewrites the
+ * loop to store another marker: the guest must start storing it.
+ */
+#define TCG_BIOS_SIZE   0x10000
+#define CODE_GPA        0x1000
+#define MARK_GPA        0x500
+#define MARK_OLD        0x11
+#define MARK_NEW        0x22
+#define TCG_WAIT_MS     10000
+
+static void guest_loop_code(uint8_t *code, uint8_t mark)
+{
+    const uint8_t loop[] = {
+        0xc6, 0x06, MARK_GPA & 0xff, MARK_GPA >> 8, mark, /* movb mark, MARK */
+        0xeb, 0xf9,                                       /* jmp back to it */
+    };
+
+    memcpy(code, loop, sizeof(loop));
+}
+
+/* Wait until the guest stores @mark at MARK_GPA. */
+static bool wait_mark(TestCtx *c, uint8_t mark)
+{
+    for (int ms = 0; ms < TCG_WAIT_MS; ms++) {
+        if (qtest_readb(c->f.qts, MARK_GPA) == mark) {
+            return true;
+        }
+        g_usleep(1000);
+    }
+    return false;
+}
+
+static void test_tcg_code(void)
+{
+    g_autofree uint8_t *bios = g_malloc(TCG_BIOS_SIZE);
+    g_autofree char *bios_path = NULL;
+    g_autofree char *args = NULL;
+    g_autoptr(GError) err = NULL;
+    uint8_t code[7];
+    TestCtx c = { 0 };
+    int fd;
+
+    if (!qtest_has_accel("tcg")) {
+        g_test_skip("no TCG");
+        return;
+    }
+    /* hlt everywhere; at the reset vector, ljmp $0, $CODE_GPA. */
+    memset(bios, 0xf4, TCG_BIOS_SIZE);
+    memcpy(bios + TCG_BIOS_SIZE - 16, (uint8_t[]) {
+        0xea, CODE_GPA & 0xff, CODE_GPA >> 8, 0x00, 0x00 }, 5);
+    fd = g_file_open_tmp("vfio-user-dma-bios-XXXXXX", &bios_path, &err);
+    g_assert_no_error(err);
+    g_assert(qemu_write_full(fd, bios, TCG_BIOS_SIZE) == TCG_BIOS_SIZE);
+    close(fd);
+
+    args = g_strdup_printf("-machine pc -m 256M -accel tcg -S -bios %s",
+                           bios_path);
+    ctx_start_args(&c, args, SECURE);
+    unlink(bios_path);
+
+    guest_loop_code(code, MARK_OLD);
+    qtest_memwrite(c.f.qts, CODE_GPA, code, sizeof(code));
+    qmp_ok(c.f.qts, qtest_qmp(c.f.qts, "{'execute': 'cont'}"));
+    g_assert(wait_mark(&c, MARK_OLD));
+
+    /* Only the immediate changes: the same loop, another marker. */
+    guest_loop_code(code, MARK_NEW);
+    g_assert_cmpint(vu_test_server_dma_write(c.f.srv, CODE_GPA, code,
+                                             sizeof(code)), ==, 0);
+    g_assert(wait_mark(&c, MARK_NEW));
+    vu_fixture_stop(&c.f);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -826,6 +1005,8 @@ int main(int argc, char **argv)
                    test_refuse_size_mismatch);
     qtest_add_func("/vfio-user-dma/while-waiting", test_dma_while_waiting);
     qtest_add_func("/vfio-user-dma/viommu", test_viommu);
+    qtest_add_func("/vfio-user-dma/write/tcg-code", test_tcg_code);
+    qtest_add_func("/vfio-user-dma/write/vga-dirty", test_vga_dirty);
     qtest_add_func("/vfio-user-dma/refuse/too-big-write",
                    test_refuse_too_big_write);
     return g_test_run();
