@@ -21,6 +21,13 @@
  * no new request can reach them, then waits for inflight to drain; a
  * transfer that stalls past the message timeout (a server that stops
  * mid-message) gets its connection killed, which fails the transfer.
+ *
+ * Each mapping also holds a reference to the MemoryRegion of its RAM,
+ * dropped only by vfio_user_dma_table_remove() (main loop, BQL), after
+ * inflight drained: a mapping may outlive the RAM it points into (behind
+ * a vIOMMU the guest need not unmap an IOVA before its pc-dimm goes), so
+ * the memory must stay allocated until the mapping is gone.  A server
+ * that then writes there writes into memory no guest address reaches.
  */
 
 #include "qemu/osdep.h"
@@ -39,7 +46,7 @@ typedef struct DMAMapping {
     uint64_t iova;
     uint64_t size;
     uint8_t *vaddr;
-    MemoryRegion *mr;           /* of vaddr, for dirty tracking */
+    MemoryRegion *mr;           /* referenced: keeps vaddr allocated */
     ram_addr_t ram_addr;        /* of vaddr, for dirty tracking */
     bool writable;
 } DMAMapping;
@@ -76,6 +83,9 @@ void vfio_user_dma_table_free(VFIOUserDMATable *table)
         return;
     }
     assert(table->inflight == 0);
+    for (guint i = 0; i < table->maps->len; i++) {
+        memory_region_unref(g_array_index(table->maps, DMAMapping, i).mr);
+    }
     g_array_free(table->maps, true);
     qemu_cond_destroy(&table->idle);
     qemu_mutex_destroy(&table->lock);
@@ -124,6 +134,7 @@ int vfio_user_dma_table_add(VFIOUserDMATable *table, uint64_t iova,
     if (i < table->maps->len && map_at(table, i)->iova < iova + size) {
         ret = -EEXIST;
     } else {
+        memory_region_ref(mr);
         g_array_insert_val(table->maps, i, m);
     }
     qemu_mutex_unlock(&table->lock);
@@ -134,6 +145,7 @@ GArray *vfio_user_dma_table_remove(VFIOUserDMATable *table, uint64_t iova,
                                    uint64_t size)
 {
     GArray *removed = g_array_new(false, false, sizeof(VFIOUserDMARange));
+    g_autoptr(GPtrArray) unref = g_ptr_array_new();
     uint64_t end = iova + size < iova ? UINT64_MAX : iova + size;
     int64_t deadline;
     guint i;
@@ -146,6 +158,7 @@ GArray *vfio_user_dma_table_remove(VFIOUserDMATable *table, uint64_t iova,
         };
 
         g_array_append_val(removed, r);
+        g_ptr_array_add(unref, map_at(table, i)->mr);
         g_array_remove_index(table->maps, i);
     }
 
@@ -168,6 +181,11 @@ GArray *vfio_user_dma_table_remove(VFIOUserDMATable *table, uint64_t iova,
         qemu_cond_timedwait(&table->idle, &table->lock, left);
     }
     qemu_mutex_unlock(&table->lock);
+
+    /* Nothing uses that memory any more: it may go (maybe right now). */
+    for (guint j = 0; j < unref->len; j++) {
+        memory_region_unref(g_ptr_array_index(unref, j));
+    }
     return removed;
 }
 
@@ -238,7 +256,8 @@ static int dma_translate(VFIOUserDMATable *table, uint64_t addr,
  * straight into guest memory, behind the back of TCG, whose translated
  * code for those pages is now stale, and of dirty tracking (migration,
  * display), which must see the pages as written.  Safe on any thread,
- * like the physmem path that device threads take.
+ * like the physmem path that device threads take; the caller's inflight
+ * count keeps the mappings' memory regions alive.
  */
 static void dma_mark_written(const struct iovec *iov, const DMASegment *seg,
                              size_t niov)

@@ -13,12 +13,16 @@
 typedef struct VFIOUserDMATable VFIOUserDMATable;
 
 VFIOUserDMATable *vfio_user_dma_table_new(VFIOUserProxy *proxy);
+/* With the BQL held, as it drops what references are left. */
 void vfio_user_dma_table_free(VFIOUserDMATable *table);
 
 /*
  * Enter [iova, iova + size) -> host memory at @vaddr, which is guest RAM
  * of @mr at @ram_addr.  Must happen before the DMA_MAP that announces it
- * is sent.  Fails with -EEXIST on overlap.
+ * is sent.  Fails with -EEXIST on overlap.  The table holds a reference
+ * to @mr while the mapping is in it: behind a vIOMMU a mapping may
+ * outlive the RAM it points into (a pc-dimm unplugged while the guest
+ * keeps its IOVA mapped), and the server must never reach freed memory.
  */
 int vfio_user_dma_table_add(VFIOUserDMATable *table, uint64_t iova,
                             uint64_t size, void *vaddr, MemoryRegion *mr,
@@ -34,7 +38,8 @@ typedef struct VFIOUserDMARange {
  * requests in flight to finish: once this returns, the server can no
  * longer reach that memory through us, and the DMA_UNMAPs may be sent.
  * Returns the removed mappings (VFIOUserDMARange), whole, since the
- * protocol unmaps exactly what was mapped.
+ * protocol unmaps exactly what was mapped.  Drops the references to
+ * their memory, which may free it: main loop, with the BQL held.
  */
 GArray *vfio_user_dma_table_remove(VFIOUserDMATable *table, uint64_t iova,
                                    uint64_t size);

@@ -424,20 +424,21 @@ static void qmp_ok(QTestState *qts, QDict *resp)
     qobject_unref(resp);
 }
 
-/* Hot-plug a pc-dimm of DIMM_SIZE over backend "hp0" at @addr (0: any). */
-static uint64_t plug_dimm(TestCtx *c, const char *id, uint64_t addr)
+/* Hot-plug a pc-dimm of DIMM_SIZE over backend @memdev at @addr (0: any). */
+static uint64_t plug_dimm(TestCtx *c, const char *id, const char *memdev,
+                          uint64_t addr)
 {
     QDict *resp;
     uint64_t got;
 
     if (addr) {
         resp = qtest_qmp(c->f.qts, "{'execute': 'device_add', 'arguments': {"
-                         "'driver': 'pc-dimm', 'id': %s, 'memdev': 'hp0',"
-                         "'addr': %" PRIu64 "}}", id, addr);
+                         "'driver': 'pc-dimm', 'id': %s, 'memdev': %s,"
+                         "'addr': %" PRIu64 "}}", id, memdev, addr);
     } else {
         resp = qtest_qmp(c->f.qts, "{'execute': 'device_add', 'arguments': {"
-                         "'driver': 'pc-dimm', 'id': %s, 'memdev': 'hp0'}}",
-                         id);
+                         "'driver': 'pc-dimm', 'id': %s, 'memdev': %s}}",
+                         id, memdev);
     }
     qmp_ok(c->f.qts, resp);
     resp = qtest_qmp(c->f.qts, "{'execute': 'qom-get', 'arguments': {"
@@ -492,7 +493,7 @@ static void test_refuse_after_unmap(void)
                    " -object memory-backend-memfd,id=hp0,size=128M,"
                    "share=on", SECURE);
     vu_test_server_clear_log(c.f.srv);
-    addr = plug_dimm(&c, "dimm0", 0);
+    addr = plug_dimm(&c, "dimm0", "hp0", 0);
     target = addr + 0x10000;
     g_test_message("pc-dimm at 0x%" PRIx64, addr);
     maps = vu_test_server_dma_maps(c.f.srv);
@@ -516,7 +517,7 @@ static void test_refuse_after_unmap(void)
 
     /* Back at the same address, over the same memory: untouched. */
     vu_test_server_clear_log(c.f.srv);
-    plug_dimm(&c, "dimm1", addr);
+    plug_dimm(&c, "dimm1", "hp0", addr);
     maps2 = vu_test_server_dma_maps(c.f.srv);
     g_assert(find_map(maps2, addr, addr + DIMM_SIZE));
     qtest_memread(c.f.qts, target, in, GUARD_LEN);
@@ -810,6 +811,176 @@ static void test_viommu(void)
 /* ---------------------------------------------------------------------- */
 
 /*
+ * What the DMA table points at stays alive.  Behind the vIOMMU the guest
+ * maps an IOVA into a pc-dimm and never unmaps it; the DIMM is unplugged
+ * and its backend deleted.  The mapping holds the memory: the RAMBlock
+ * stays (x-query-ramblock shows its host address), new RAM plugged at the
+ * same guest address gets other host memory, and a DMA_WRITE through the
+ * stale IOVA lands in the orphaned memory, reaching no guest address.
+ * Once the guest unmaps the IOVA, or turns translation off, the memory
+ * goes.
+ *
+ * Without the reference the backend is freed once QEMU has run its RCU
+ * callbacks (drained here, so that this does not depend on timing), and
+ * the server's write goes into freed host memory: memory whose munmap is
+ * pending, memory reused for anything else, or a failed readv.
+ */
+#define IOVA_DIMM       0x40005000ULL
+#define DIMM_PAGE       0x10000         /* the page of the DIMM it maps */
+
+/* The host address of the RAMBlock whose name ends in @name, or NULL. */
+static char *ramblock_hva(TestCtx *c, const char *name)
+{
+    QDict *resp = qtest_qmp(c->f.qts, "{'execute': 'x-query-ramblock'}");
+    g_auto(GStrv) lines = NULL;
+    char *hva = NULL;
+
+    g_assert(qdict_haskey(resp, "return"));
+    lines = g_strsplit(qdict_get_str(qdict_get_qdict(resp, "return"),
+                                     "human-readable-text"), "\n", -1);
+    qobject_unref(resp);
+    for (int i = 0; lines[i] && !hva; i++) {
+        /* name, page size (two words), offset, used, total, HVA, ro */
+        g_auto(GStrv) col = g_strsplit_set(g_strstrip(lines[i]), " ", -1);
+        guint n = g_strv_length(col);
+
+        if (n > 2 && g_str_has_suffix(col[0], name)) {
+            for (int j = n - 2; j > 0 && !hva; j--) {
+                if (g_str_has_prefix(col[j], "0x")) {
+                    hva = g_strdup(col[j]);
+                }
+            }
+        }
+    }
+    return hva;
+}
+
+/*
+ * Let QEMU finish what it deferred to RCU callbacks (freeing flatviews,
+ * and with them the last references to unplugged memory): a device_add
+ * that fails drains them before it returns.
+ */
+static void drain_rcu(TestCtx *c)
+{
+    QDict *resp = qtest_qmp(c->f.qts, "{'execute': 'device_add', "
+                            "'arguments': {'driver': 'no-such-device'}}");
+
+    g_assert(qdict_haskey(resp, "error"));
+    qobject_unref(resp);
+}
+
+/* Whether a RAMBlock at host address @hva exists. */
+static bool ramblock_exists(TestCtx *c, const char *hva)
+{
+    QDict *resp = qtest_qmp(c->f.qts, "{'execute': 'x-query-ramblock'}");
+    bool found;
+
+    g_assert(qdict_haskey(resp, "return"));
+    found = strstr(qdict_get_str(qdict_get_qdict(resp, "return"),
+                                 "human-readable-text"), hva) != NULL;
+    qobject_unref(resp);
+    return found;
+}
+
+/*
+ * The mapping goes by the guest's unmap of the IOVA (@disable_viommu
+ * false), or with every other when the guest turns translation off.
+ */
+static void check_viommu_unplugged_ram(bool disable_viommu)
+{
+    g_autofree uint8_t *out = g_malloc(0x1000);
+    g_autofree uint8_t *in = g_malloc(0x1000);
+    g_autofree uint8_t *guard = g_malloc(0x1000);
+    g_autofree char *hva = NULL;
+    g_autofree char *hva1 = NULL;
+    g_autoptr(GArray) maps = NULL;
+    g_autoptr(GArray) unmaps = NULL;
+    TestCtx c = { 0 };
+    uint64_t addr, target;
+
+    ctx_start_args(&c, "-machine q35,kernel-irqchip=split "
+                   "-m 256M,slots=2,maxmem=1G " MEMFD_RAM
+                   " -object memory-backend-ram,id=hp0,size=128M"
+                   " -device intel-iommu,caching-mode=on,intremap=off",
+                   SECURE);
+    addr = plug_dimm(&c, "dimm0", "hp0", 0);
+    target = addr + DIMM_PAGE;
+    hva = ramblock_hva(&c, "hp0");
+    g_assert(hva);
+    g_test_message("pc-dimm at 0x%" PRIx64 ", host %s", addr, hva);
+
+    vtd_enable(&c);
+    c.good_dma = IOVA_RW2;
+    c.good_gpa = GPA_RW2;
+    vu_test_server_clear_log(c.f.srv);
+    vtd_set_pte(&c, IOVA_DIMM, target | VTD_PTE_R | VTD_PTE_W);
+    vtd_invalidate_page(&c, IOVA_DIMM);
+    maps = vu_test_server_dma_maps(c.f.srv);
+    g_assert(find_exact_map(maps, IOVA_DIMM, 0x1000));
+    check_server_dma_at(&c, IOVA_DIMM, target, 0x1000);
+
+    /* The DIMM goes, its backend too; the guest keeps its IOVA. */
+    vu_test_server_clear_log(c.f.srv);
+    unplug_dimm(&c, "dimm0");
+    qmp_ok(c.f.qts, qtest_qmp(c.f.qts, "{'execute': 'object-del', "
+                              "'arguments': {'id': 'hp0'}}"));
+    unmaps = vu_test_server_dma_unmaps(c.f.srv);
+    g_assert_cmpuint(unmaps->len, ==, 0);
+    drain_rcu(&c);
+    g_assert(ramblock_exists(&c, hva));
+
+    /* New RAM at the same guest address: other host memory. */
+    qmp_ok(c.f.qts, qtest_qmp(c.f.qts, "{'execute': 'object-add', "
+                              "'arguments': {'qom-type': 'memory-backend-ram',"
+                              " 'id': 'hp1', 'size': %d}}", DIMM_SIZE));
+    plug_dimm(&c, "dimm1", "hp1", addr);
+    hva1 = ramblock_hva(&c, "hp1");
+    g_assert_cmpstr(hva1, !=, hva);
+    fill_pattern(guard, 0x1000, GUARD_SEED);
+    qtest_memwrite(c.f.qts, target, guard, 0x1000);
+
+    /* The stale IOVA still works, harmlessly: the old memory. */
+    fill_pattern(out, 0x1000, 31);
+    g_assert_cmpint(vu_test_server_dma_write(c.f.srv, IOVA_DIMM, out,
+                                             0x1000), ==, 0);
+    qtest_memread(c.f.qts, target, in, 0x1000);
+    g_assert_cmpmem(in, 0x1000, guard, 0x1000);
+    memset(in, 0, 0x1000);
+    g_assert_cmpint(vu_test_server_dma_read(c.f.srv, IOVA_DIMM, in, 0x1000),
+                    ==, 0);
+    g_assert_cmpmem(in, 0x1000, out, 0x1000);
+
+    /* The guest unmaps it: the server hears of it, the memory goes. */
+    if (disable_viommu) {
+        vtd_writel(&c, DMAR_GCMD_REG, 0);
+        g_assert(!(vtd_readl(&c, DMAR_GSTS_REG) & VTD_GSTS_TES));
+        c.good_dma = 0;         /* guest RAM as it is, again */
+    } else {
+        vtd_set_pte(&c, IOVA_DIMM, 0);
+        vtd_invalidate_page(&c, IOVA_DIMM);
+    }
+    g_array_unref(unmaps);
+    unmaps = vu_test_server_dma_unmaps(c.f.srv);
+    g_assert(was_unmapped(unmaps, IOVA_DIMM, 0x1000));
+    drain_rcu(&c);
+    g_assert(!ramblock_exists(&c, hva));
+    refuse_write(&c, IOVA_DIMM, 0x100, EFAULT, target);
+    vu_fixture_stop(&c.f);
+}
+
+static void test_viommu_unplugged_ram(void)
+{
+    check_viommu_unplugged_ram(false);
+}
+
+static void test_viommu_unplugged_ram_off(void)
+{
+    check_viommu_unplugged_ram(true);
+}
+
+/* ---------------------------------------------------------------------- */
+
+/*
  * DMA writes mark guest memory dirty: the display sees what a server
  * DMA_WRITEs into the framebuffer.
  *
@@ -1007,6 +1178,10 @@ int main(int argc, char **argv)
     qtest_add_func("/vfio-user-dma/viommu", test_viommu);
     qtest_add_func("/vfio-user-dma/write/tcg-code", test_tcg_code);
     qtest_add_func("/vfio-user-dma/write/vga-dirty", test_vga_dirty);
+    qtest_add_func("/vfio-user-dma/viommu/unplugged-ram",
+                   test_viommu_unplugged_ram);
+    qtest_add_func("/vfio-user-dma/viommu/unplugged-ram-viommu-off",
+                   test_viommu_unplugged_ram_off);
     qtest_add_func("/vfio-user-dma/refuse/too-big-write",
                    test_refuse_too_big_write);
     return g_test_run();
