@@ -77,6 +77,9 @@
 #include "trace/control.h"
 #include "hw/vfio-user/device.h"
 #include "hw/vfio-user/dma.h"
+#include "exec/ramlist.h"
+#include "exec/exec-all.h"
+#include "system/tcg.h"
 #include "hw/pci/pci_regs.h"
 #include "vfio-user-fuzz.h"
 #include "virtual-time.h"
@@ -723,6 +726,45 @@ static void death_notify(void *opaque, const char *reason)
 
 
 /* A VERSION reply without capabilities, for the warm-up run. */
+/*
+ * What dma.c links against for guest RAM.  The harness maps only its own
+ * memory (no MemoryRegion, see map_host()), so none of this runs; QEMU's
+ * memory_region_ref/unref accept NULL, and so do these.
+ */
+bool tcg_allowed;
+RAMList ram_list;
+
+void memory_region_ref(MemoryRegion *mr)
+{
+    assert(!mr);
+}
+
+void memory_region_unref(MemoryRegion *mr)
+{
+    assert(!mr);
+}
+
+uint8_t memory_region_get_dirty_log_mask(MemoryRegion *mr)
+{
+    g_assert_not_reached();
+}
+
+void tb_invalidate_phys_range(tb_page_addr_t start, tb_page_addr_t last)
+{
+    g_assert_not_reached();
+}
+
+/*
+ * Host memory the harness owns, not guest RAM: no MemoryRegion to keep
+ * alive or mark dirty.
+ */
+static int map_host(VFIOUserDMATable *table, uint64_t iova, uint64_t size,
+                    uint8_t *host, bool writable)
+{
+    return vfio_user_dma_table_add(table, iova, size, host, NULL, 0,
+                                   writable);
+}
+
 static const uint8_t warmup[] = {
     C_WAIT | C_FIX, 20, 0,
     0, 0, VFIO_USER_VERSION, 0, 20, 0, 0, 0, VFIO_USER_REPLY, 0, 0, 0,
@@ -813,14 +855,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(DMA_A, 0xaa, 2 * PG);
     table = vfio_user_dma_table_new(proxy);
     /* iova-contiguous, host-discontiguous, one of them read-only */
-    assert(!vfio_user_dma_table_add(table, 0x10000, 2 * PG, DMA_A, true));
-    assert(!vfio_user_dma_table_add(table, 0x12000, PG, DMA_B, false));
-    assert(!vfio_user_dma_table_add(table, 0x40000, PG, DMA_A + PG, true));
-    assert(!vfio_user_dma_table_add(table, UINT64_MAX - 2 * PG + 1, PG, DMA_A,
-                                    true));
+    assert(!map_host(table, 0x10000, 2 * PG, DMA_A, true));
+    assert(!map_host(table, 0x12000, PG, DMA_B, false));
+    assert(!map_host(table, 0x40000, PG, DMA_A + PG, true));
+    assert(!map_host(table, UINT64_MAX - 2 * PG + 1, PG, DMA_A, true));
     /* iova- and host-contiguous: one iovec */
-    assert(!vfio_user_dma_table_add(table, 0x50000, PG, DMA_A, true));
-    assert(!vfio_user_dma_table_add(table, 0x51000, PG, DMA_A + PG, true));
+    assert(!map_host(table, 0x50000, PG, DMA_A, true));
+    assert(!map_host(table, 0x51000, PG, DMA_A + PG, true));
 
     qemu_mutex_init(&s.lock);
     qemu_cond_init(&s.cond);

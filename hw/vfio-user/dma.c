@@ -266,7 +266,12 @@ static void dma_mark_written(const struct iovec *iov, const DMASegment *seg,
 
     for (size_t i = 0; i < niov; i++) {
         ram_addr_t start = seg[i].ram_addr, len = iov[i].iov_len;
-        uint8_t mask = memory_region_get_dirty_log_mask(seg[i].mr);
+        uint8_t mask;
+
+        if (!seg[i].mr) {
+            continue;           /* not guest RAM (the fuzzer's memory) */
+        }
+        mask = memory_region_get_dirty_log_mask(seg[i].mr);
 
         if (mask) {
             mask = cpu_physical_memory_range_includes_clean(start, len, mask);

@@ -23,6 +23,8 @@ void vfio_user_dma_table_free(VFIOUserDMATable *table);
  * to @mr while the mapping is in it: behind a vIOMMU a mapping may
  * outlive the RAM it points into (a pc-dimm unplugged while the guest
  * keeps its IOVA mapped), and the server must never reach freed memory.
+ * @mr NULL is host memory that is not guest RAM (the fuzzer's): nothing
+ * to keep alive, nothing to mark dirty.
  */
 int vfio_user_dma_table_add(VFIOUserDMATable *table, uint64_t iova,
                             uint64_t size, void *vaddr, MemoryRegion *mr,
