@@ -238,6 +238,9 @@ static int vfio_user_get_region_info(VFIODevice *vbasedev,
     } else {
         info->cap_offset = 0;
     }
+    if (!region_size_unchanged(udev, info)) {
+        goto out_close;         /* ret is -EINVAL; no fd kept yet */
+    }
 
     /*
      * One fd to mmap the region from.  Older libvfio-user sends one per
@@ -254,10 +257,6 @@ static int vfio_user_get_region_info(VFIODevice *vbasedev,
         for (size_t i = 0; i < reply.nfds; i++) {
             close(fds[i]);
         }
-    }
-    if (!region_size_unchanged(udev, info)) {
-        ret = -EINVAL;
-        goto out_close;
     }
     if (*fd < 0) {
         /* Nothing to map it from: access it by message. */
