@@ -263,39 +263,40 @@ static void vt_cond_wait(QemuCond *cond, QemuMutex *mutex)
 }
 
 /*
+ * Count the waiters on @cond that a wake-up reaches as running from now
+ * on, not when they wake: the first one (@all false) or every one.
+ */
+static void vt_mark_woken(QemuCond *cond, bool all)
+{
+    VTWaiter *w;
+
+    qemu_mutex_lock(&vt_lock);
+    QTAILQ_FOREACH(w, &vt_waiters, next) {
+        if (w->cond == cond && !w->woken) {
+            w->woken = true;
+            vt_running++;
+            if (!all) {
+                break;
+            }
+        }
+    }
+    qemu_mutex_unlock(&vt_lock);
+}
+
+/*
  * Which waiter a signal wakes is the kernel's choice: count the first
  * one as running.  If the kernel woke another, the one counted returns
  * at its next slice as if woken spuriously, which waiters must expect.
  */
 void vt_cond_signal(QemuCond *cond)
 {
-    VTWaiter *w;
-
-    qemu_mutex_lock(&vt_lock);
-    QTAILQ_FOREACH(w, &vt_waiters, next) {
-        if (w->cond == cond && !w->woken) {
-            w->woken = true;
-            vt_running++;
-            break;
-        }
-    }
-    qemu_mutex_unlock(&vt_lock);
+    vt_mark_woken(cond, false);
     qemu_cond_signal(cond);
 }
 
 void vt_cond_broadcast(QemuCond *cond)
 {
-    VTWaiter *w;
-
-    /* The waiters it wakes are running from now on, not when they wake. */
-    qemu_mutex_lock(&vt_lock);
-    QTAILQ_FOREACH(w, &vt_waiters, next) {
-        if (w->cond == cond && !w->woken) {
-            w->woken = true;
-            vt_running++;
-        }
-    }
-    qemu_mutex_unlock(&vt_lock);
+    vt_mark_woken(cond, true);
     qemu_cond_broadcast(cond);
 }
 

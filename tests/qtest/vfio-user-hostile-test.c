@@ -1911,11 +1911,29 @@ static void test_reset_disconnect(void)
     ctx_stop(&c);
 }
 
+/*
+ * After an unplug with the hook stalled: let the hook go; the connection
+ * is closed, QEMU lives, and the device is gone (its id can be used
+ * again).
+ */
+static void assert_unplugged(TestCtx *c)
+{
+    QDict *resp;
+
+    hostile_release(&c->h);
+    g_assert(vu_test_server_wait_disconnected(c->f.srv, WAIT_MS));
+    assert_alive(c);
+    resp = qtest_qmp(c->f.qts, "{'execute': 'qom-get', 'arguments': "
+                     "{'path': '/machine/peripheral/vu0', "
+                     "'property': 'type'}}");
+    g_assert(qdict_haskey(resp, "error"));
+    qobject_unref(resp);
+}
+
 /* Unplug with a server that misbehaves on DMA_UNMAP: it completes. */
 static void check_unplug(HostileFn fn, uint32_t err, unsigned delay_ms)
 {
     TestCtx c = { .timeout_ms = FAST_TIMEOUT_MS };
-    QDict *resp;
     gint64 t0;
 
     ctx_start(&c, NULL);
@@ -1933,15 +1951,7 @@ static void check_unplug(HostileFn fn, uint32_t err, unsigned delay_ms)
     g_assert_cmpint(g_get_monotonic_time() - t0, <,
                     3 * c.timeout_ms * 1000);
     g_assert_cmpint(qatomic_read(&c.h.entered), >=, 1);
-    hostile_release(&c.h);
-    g_assert(vu_test_server_wait_disconnected(c.f.srv, WAIT_MS));
-    assert_alive(&c);
-    /* Gone: the id can be used again. */
-    resp = qtest_qmp(c.f.qts, "{'execute': 'qom-get', 'arguments': "
-                     "{'path': '/machine/peripheral/vu0', "
-                     "'property': 'type'}}");
-    g_assert(qdict_haskey(resp, "error"));
-    qobject_unref(resp);
+    assert_unplugged(&c);
     ctx_stop(&c);
 }
 
@@ -2634,7 +2644,6 @@ static VUTestHookAction fn_unmap_trickle(Hostile *h, VUTestServer *s,
 static void test_deadline_unplug_stalled_handler(void)
 {
     TestCtx c = { .timeout_ms = FAST_TIMEOUT_MS };
-    QDict *resp;
     gint64 t0;
 
     ctx_start(&c, NULL);
@@ -2645,14 +2654,7 @@ static void test_deadline_unplug_stalled_handler(void)
     qpci_unplug_acpi_device_test(c.f.qts, "vu0", SLOT);
     assert_within_bound("unplug during a trickled DMA_WRITE", t0);
     g_assert_cmpint(qatomic_read(&c.h.entered), ==, 1);
-    hostile_release(&c.h);
-    g_assert(vu_test_server_wait_disconnected(c.f.srv, WAIT_MS));
-    assert_alive(&c);
-    resp = qtest_qmp(c.f.qts, "{'execute': 'qom-get', 'arguments': "
-                     "{'path': '/machine/peripheral/vu0', "
-                     "'property': 'type'}}");
-    g_assert(qdict_haskey(resp, "error"));
-    qobject_unref(resp);
+    assert_unplugged(&c);
     ctx_stop(&c);
 }
 

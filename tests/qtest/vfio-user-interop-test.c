@@ -369,6 +369,7 @@ static const DmaVariant dma_memfd = {
 
 typedef struct DmaTest {
     QTestState *qts;
+    QPCIBus *bus;
     QPCIDevice *dev;
     QPCIBar regs;
     QPCIBar buf;
@@ -382,6 +383,30 @@ static uint32_t dma_reg(DmaTest *t, unsigned reg)
 static uint64_t dma_reg64(DmaTest *t, unsigned reg)
 {
     return dma_reg(t, reg) | (uint64_t)dma_reg(t, reg + 4) << 32;
+}
+
+/* QEMU with the device of @p as @v says, its BARs mapped and checked */
+static void dma_test_start(DmaTest *t, Peer *p, const DmaVariant *v)
+{
+    uint64_t size;
+
+    t->qts = qemu_start(p, v->extra, v->opts);
+    t->bus = qpci_new_pc(t->qts, NULL);
+    t->dev = find_device(t->bus, DMA_VENDOR_ID, DMA_DEVICE_ID);
+    t->regs = qpci_iomap(t->dev, 0, &size);
+    g_assert_cmphex(size, ==, 0x1000);
+    t->buf = qpci_iomap(t->dev, 1, &size);
+    g_assert_cmphex(size, ==, DMA_BUF_SIZE);
+    g_assert_cmphex(dma_reg(t, DMA_REG_ID), ==, DMA_ID_MAGIC);
+}
+
+static void dma_test_stop(DmaTest *t)
+{
+    qpci_iounmap(t->dev, t->regs);
+    qpci_iounmap(t->dev, t->buf);
+    g_free(t->dev);
+    qpci_free_pc(t->bus);
+    qtest_quit(t->qts);
 }
 
 /* Run one DMA; returns DMA_STATUS */
@@ -462,21 +487,13 @@ static void test_dma(const void *opaque)
 {
     const DmaVariant *v = opaque;
     Peer *p = peer_start("dma-device");
-    QPCIBus *bus;
     DmaTest t;
-    uint64_t size, base, addr;
+    uint64_t base, addr;
 
     if (!p) {
         return;
     }
-    t.qts = qemu_start(p, v->extra, v->opts);
-    bus = qpci_new_pc(t.qts, NULL);
-    t.dev = find_device(bus, DMA_VENDOR_ID, DMA_DEVICE_ID);
-    t.regs = qpci_iomap(t.dev, 0, &size);
-    g_assert_cmphex(size, ==, 0x1000);
-    t.buf = qpci_iomap(t.dev, 1, &size);
-    g_assert_cmphex(size, ==, DMA_BUF_SIZE);
-    g_assert_cmphex(dma_reg(&t, DMA_REG_ID), ==, DMA_ID_MAGIC);
+    dma_test_start(&t, p, v);
 
     /*
      * Guest RAM reached the server as DMA_MAPs, with its fd only where
@@ -515,11 +532,7 @@ static void test_dma(const void *opaque)
     g_assert_cmpuint(dma_run(&t, DMA_CMD_TO_DEVICE, 1ULL << 44, 0x1000, 0),
                      !=, 0);
 
-    qpci_iounmap(t.dev, t.regs);
-    qpci_iounmap(t.dev, t.buf);
-    g_free(t.dev);
-    qpci_free_pc(bus);
-    qtest_quit(t.qts);
+    dma_test_stop(&t);
 
     /* QEMU closed the connection: the device exits, successfully */
     g_assert(peer_wait_exit(p, PEER_EXIT_TIMEOUT_MS));
@@ -541,21 +554,15 @@ static void test_dma_offset(const void *opaque)
     Peer *p = peer_start("dma-device");
     g_autofree uint8_t *guard = g_malloc(0x2000);
     g_autofree uint8_t *got = g_malloc(0x2000);
-    QPCIBus *bus;
     DmaTest t;
-    uint64_t size, base;
+    uint64_t base;
     uint32_t features;
 
     if (!p) {
         return;
     }
     g_assert(!v->mapped);
-    t.qts = qemu_start(p, v->extra, v->opts);
-    bus = qpci_new_pc(t.qts, NULL);
-    t.dev = find_device(bus, DMA_VENDOR_ID, DMA_DEVICE_ID);
-    t.regs = qpci_iomap(t.dev, 0, &size);
-    t.buf = qpci_iomap(t.dev, 1, &size);
-    g_assert_cmphex(dma_reg(&t, DMA_REG_ID), ==, DMA_ID_MAGIC);
+    dma_test_start(&t, p, v);
     g_assert_cmpuint(dma_reg(&t, DMA_REG_NR_MAPPED), ==, 0);
 
     /* The device was built for the library it runs on: no silent skip */
@@ -586,11 +593,7 @@ static void test_dma_offset(const void *opaque)
     g_assert(memcmp(got, guard, 0x2000) == 0);
 
 out:
-    qpci_iounmap(t.dev, t.regs);
-    qpci_iounmap(t.dev, t.buf);
-    g_free(t.dev);
-    qpci_free_pc(bus);
-    qtest_quit(t.qts);
+    dma_test_stop(&t);
     g_assert(peer_wait_exit(p, PEER_EXIT_TIMEOUT_MS));
 }
 

@@ -257,33 +257,42 @@ static VUTestHookAction slow_bar0_reads(VUTestServer *s, const VUTestMsg *msg,
 
 /*
  * CPU time of QEMU's main thread (where qtest's accesses run) per BAR0
- * read, in us, when the server answers each @delay_us late and the
- * device may busy-poll for @max_poll_ns.  The warm-up gives the window
- * time to adapt.
+ * read, in us, as the device stands.  The warm-up gives the busy-poll
+ * window time to adapt.
+ */
+static double cpu_us_per_read(TestCtx *c)
+{
+    enum { WARMUP = 20, READS = 40 };
+    uint64_t before;
+
+    for (int i = 0; i < WARMUP; i++) {
+        vu_fixture_bar0_readl(&c->f, VU_TEST_REG_ID);
+    }
+    before = qemu_main_thread_cpu_ns(c);
+    for (int i = 0; i < READS; i++) {
+        g_assert_cmphex(vu_fixture_bar0_readl(&c->f, VU_TEST_REG_ID), ==,
+                        VU_TEST_ID_MAGIC);
+    }
+    return (qemu_main_thread_cpu_ns(c) - before) / 1000.0 / READS;
+}
+
+/*
+ * cpu_us_per_read() when the server answers each @delay_us late and the
+ * device may busy-poll for @max_poll_ns.
  */
 static double cpu_us_per_slow_read(unsigned delay_us, unsigned max_poll_ns)
 {
-    enum { WARMUP = 20, READS = 40 };
     VUTestServerConfig cfg;
     TestCtx c = { 0 };
     g_autofree char *opts = g_strdup_printf(",x-poll-max-ns=%u",
                                             max_poll_ns);
-    uint64_t before;
     double us;
 
     vu_test_server_config_init(&cfg);
     cfg.hook = slow_bar0_reads;
     cfg.hook_opaque = GUINT_TO_POINTER(delay_us);
     ctx_start(&c, &cfg, NULL, opts);
-    for (int i = 0; i < WARMUP; i++) {
-        vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID);
-    }
-    before = qemu_main_thread_cpu_ns(&c);
-    for (int i = 0; i < READS; i++) {
-        g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
-                        VU_TEST_ID_MAGIC);
-    }
-    us = (qemu_main_thread_cpu_ns(&c) - before) / 1000.0 / READS;
+    us = cpu_us_per_read(&c);
     vu_fixture_stop(&c.f);
     g_test_message("server %u us late, x-poll-max-ns=%u: QEMU main thread "
                    "CPU %.1f us per read", delay_us, max_poll_ns, us);
@@ -364,7 +373,7 @@ static unsigned count_poll_window_traces(const char *path, bool open)
  */
 static void test_busy_poll_slow_server(void)
 {
-    enum { FAST = 20, WARMUP = 20, READS = 40 };
+    enum { FAST = 20 };
     VUTestServerConfig cfg;
     TestCtx c = { 0 };
     g_autofree char *trace = NULL;
@@ -372,7 +381,6 @@ static void test_busy_poll_slow_server(void)
     unsigned delay_us = 200;
     double slept, polled;
     unsigned opened, closed;
-    uint64_t before;
     int fd;
 
     if (skip_without_thread_cpu_time()) {
@@ -396,15 +404,7 @@ static void test_busy_poll_slow_server(void)
     opened = count_poll_window_traces(trace, true);
 
     qatomic_set(&delay_us, 3000);
-    for (int i = 0; i < WARMUP; i++) {
-        vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID);
-    }
-    before = qemu_main_thread_cpu_ns(&c);
-    for (int i = 0; i < READS; i++) {
-        g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
-                        VU_TEST_ID_MAGIC);
-    }
-    polled = (qemu_main_thread_cpu_ns(&c) - before) / 1000.0 / READS;
+    polled = cpu_us_per_read(&c);
     vu_fixture_stop(&c.f);
     closed = count_poll_window_traces(trace, false);
     unlink(trace);
