@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make check: the project's test command.
 #
-#  1. checkpatch on every patch of the series (make patchset output);
+#  1. checkpatch on every patch of the three series (make patchset
+#     output: the client, the server fixes, the hw/nvme fix);
 #  2. the qtests we own (the interop one twice: against libvfio-user from
 #     the tree our series patches, and as the tarball ships it), plus
 #     QEMU's device-introspect-test for x86_64.  That one only introspects
@@ -11,8 +12,10 @@
 #     rework; these machines have no VFIO device (README.rst says so);
 #     then the guest tests and a quick pass of make bench, which fails if
 #     it measured nothing for a row;
-#  3. the emitted series applies with git am to a fresh unpack of the
-#     pristine tarball, gives the tree we built, and that tree builds.
+#  3. each emitted series applies with git am to a fresh unpack of the
+#     pristine tarball on its own; the three in order give the tree we
+#     built, and that tree builds.  (make check-series, not run here,
+#     builds every prefix of the client series.)
 #
 # Ends with "N passed, N failed, N skipped"; every skip (a qtest case, or a
 # step left out with SKIP_GUEST_TESTS=1 or SKIP_PATCHSET_BUILD=1) is counted
@@ -42,14 +45,16 @@ if make -s -C "$top" patchset >"$log/patchset.log" 2>&1; then
 else
     fail "make patchset" "see $log/patchset.log"
 fi
-for p in "$build"/patchset/*.patch; do
+# Three series (1-client, 2-server, 3-nvme); the cover letters are prose.
+for p in "$build"/patchset/*/*.patch; do
     [ -e "$p" ] || continue
-    name=$(basename "$p")
+    [ "$(basename "$p")" != 0000-cover-letter.patch ] || continue
+    name=$(basename "$(dirname "$p")")/$(basename "$p")
     if (cd "$tree" && perl scripts/checkpatch.pl --terse "$p") \
-            >"$log/checkpatch-$name.log" 2>&1; then
+            >"$log/checkpatch-${name//\//-}.log" 2>&1; then
         pass "checkpatch $name"
     else
-        fail "checkpatch $name" "$(grep -c ERROR "$log/checkpatch-$name.log") errors, see $log/checkpatch-$name.log"
+        fail "checkpatch $name" "$(grep -c ERROR "$log/checkpatch-${name//\//-}.log") errors, see $log/checkpatch-${name//\//-}.log"
     fi
 done
 
@@ -135,7 +140,7 @@ if [ "${SKIP_PATCHSET_BUILD:-}" = 1 ]; then
     skip "patchset build test (SKIP_PATCHSET_BUILD=1)"
 elif "$top/scripts/test-patchset.sh" "$top" "$cache" "$build/patchset" \
         "$build/patchset-test" >"$log/patchset-test.log" 2>&1; then
-    pass "patchset applies to pristine QEMU $(cat "$cache/qemu-version"), matches the build tree, builds"
+    pass "each series applies to pristine QEMU $(cat "$cache/qemu-version"); the three match the build tree and build"
 else
     tail -n 20 "$log/patchset-test.log"
     fail "patchset apply+build" "see $log/patchset-test.log"
