@@ -13,7 +13,10 @@
 #                   ships it, without our patches (build/libvfio-user-pristine)
 #   make server     QEMU's own vfio-user server (x-vfio-user-server), in
 #                   build/qemu/build-server
-#   make patchset   the whole series as git format-patch output
+#   make patchset   three series as git format-patch output, one per
+#                   audience: build/patchset/1-client, 2-server, 3-nvme
+#   make check-series   build every prefix of the client series on
+#                   pristine QEMU, one patch at a time (not in make check)
 #   make export-patches   regenerate patches/ from commits in build/qemu
 #
 # The QEMU download is cached in $(CACHE), which "make clean" keeps.
@@ -46,7 +49,7 @@ PATCHES := $(sort $(wildcard patches/*.patch))
 .PHONY: all deps source tree configure qemu libvfio-user \
 	libvfio-user-pristine server check demo \
 	bench fuzz check-sanitizers \
-	patchset export-patches reset-tree clean distclean
+	patchset check-series export-patches reset-tree clean distclean
 
 all: qemu
 
@@ -126,6 +129,12 @@ fuzz: qemu
 
 patchset: tree
 	@scripts/make-patchset.sh $(TOP) $(TREE) $(BUILD)/patchset
+
+# Every patch of the client series builds on its own: git am one more
+# patch onto pristine QEMU, ninja, repeat (one build dir, ccache).
+check-series: patchset
+	@scripts/check-series.sh $(TOP) $(CACHE) $(BUILD)/patchset/1-client \
+		$(BUILD)/series-check
 
 export-patches:
 	@scripts/export-patches.sh $(TOP) $(TREE)

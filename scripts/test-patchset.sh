@@ -8,19 +8,13 @@
 #
 # Usage: test-patchset.sh REPO_TOP CACHE PATCHSET_DIR WORKDIR
 set -euo pipefail
-top=$1 cache=$2 out=$3 work=$4
+top=$1 cache=$2 out=$(cd "$3" && pwd) work=$4
 die() { echo "test-patchset: error: $*" >&2; exit 1; }
 
 rm -rf "$work"
-mkdir -p "$work/qemu"
 q=$work/qemu
-tar -xJf "$cache/qemu.orig.tar.xz" -C "$q" --strip-components=1
-git -C "$q" init -q
-git -C "$q" add -A -f
+"$top/scripts/unpack-pristine.sh" "$top" "$cache" "$q"
 gq() { git -C "$q" -c user.name=test -c user.email=test@localhost "$@"; }
-gq commit -q -m pristine
-gq am -q "$top/scripts/debian-ds-build.patch"
-gq tag base
 
 shopt -s nullglob
 series=("$out"/*/)
