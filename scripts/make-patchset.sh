@@ -39,7 +39,7 @@ die() { echo "make-patchset: error: $*" >&2; exit 1; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-git clone -q --no-checkout "$tree" "$work/q"
+git clone -q --no-checkout -c gc.auto=0 "$tree" "$work/q"
 q=$work/q
 # One identity for the whole series: the author of our patches/ (so that
 # the group commits and cover letters are not signed by whoever ran this).
@@ -50,7 +50,7 @@ name=${ident% <*} email=${ident##*<} email=${email%>}
 if [ -z "$ident" ] || [ "$name" = "$ident" ]; then
     name=$(git -C "$tree" config user.name) email=$(git -C "$tree" config user.email)
 fi
-gq() { git -C "$q" -c user.name="$name" -c user.email="$email" "$@"; }
+gq() { git -C "$q" -c gc.auto=0 -c user.name="$name" -c user.email="$email" "$@"; }
 
 # The subject of a patch file, continuation lines joined, "[PATCH...]" off.
 subject() {
