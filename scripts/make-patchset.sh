@@ -16,9 +16,9 @@
 # other the client's.
 #
 # The client series: first its patches/ edits that the new files build on
-# (subjects "vfio:", "vfio/", "qapi/"), each as its own commit; then our
-# new files, grouped into commits by scripts/patchset/NN-name.msg; then
-# any other client patch from patches/.  A .msg file is a commit message
+# (subjects "vfio:", "vfio/", "qapi:", "qapi/"), each as its own commit;
+# then our new files, grouped into commits by scripts/patchset/NN-name.msg;
+# then any other client patch from patches/.  A .msg file is a commit message
 # (subject, blank line, body) followed by lines
 #     Files: GLOB...     new files of the group, relative to the top;
 #                        each new file belongs to exactly one group
@@ -98,7 +98,7 @@ before=() after=()
 for p in "${client[@]}"; do
     [ -z "${squashed[$p]:-}" ] || continue
     case "${subj[$p]}" in
-        vfio:*|vfio/*|qapi/*) before+=("$p");;
+        vfio:*|vfio/*|qapi:*|qapi/*) before+=("$p");;
         *) after+=("$p");;
     esac
 done
