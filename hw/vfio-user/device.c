@@ -57,7 +57,9 @@ static int vfio_user_get_device_info(VFIODevice *vbasedev,
 /*
  * Check the capability chain of a region info of @len bytes: every
  * header and body inside the message, offsets strictly increasing (so it
- * cannot loop), and sparse mmap areas inside the region.
+ * cannot loop) and 8-byte aligned as the kernel lays them out (the
+ * structures hold 64-bit fields, which hw/vfio reads in place), and
+ * sparse mmap areas inside the region.
  */
 static bool region_caps_valid(const struct vfio_region_info *info,
                               size_t len)
@@ -68,7 +70,7 @@ static bool region_caps_valid(const struct vfio_region_info *info,
     while (off) {
         const struct vfio_info_cap_header *hdr;
 
-        if (off < sizeof(*info) || off <= prev || (off & 3) ||
+        if (off < sizeof(*info) || off <= prev || (off % 8) ||
             len < sizeof(*hdr) || off > len - sizeof(*hdr)) {
             return false;
         }
