@@ -15,6 +15,7 @@
 #include "libqos/pci-pc.h"
 #include "qobject/qdict.h"
 #include "qobject/qjson.h"
+#include "qobject/qstring.h"
 #include "qemu/atomic.h"
 #include "qemu/bswap.h"
 #include "hw/pci/pci_regs.h"
@@ -889,27 +890,69 @@ static void test_server_death(void)
     vu_fixture_stop(&c.f);
 }
 
-/* A missing socket fails realize with an error naming it; QEMU lives on. */
-static void test_missing_socket(void)
+/* How many times @needle occurs in @hay */
+static unsigned count_substr(const char *hay, const char *needle)
 {
-    g_autofree char *path = g_strdup_printf("%s/vfio-user-missing-%d.sock",
-                                            g_get_tmp_dir(), getpid());
-    QTestState *qts = qtest_init("-machine pc");
+    unsigned n = 0;
+
+    for (const char *p = strstr(hay, needle); p;
+         p = strstr(p + strlen(needle), needle)) {
+        n++;
+    }
+    return n;
+}
+
+/*
+ * device_add of vu0 with @socket (JSON) to a socket nobody listens on:
+ * realize fails with an error that names the device and the socket
+ * exactly once each, and QEMU lives on.
+ */
+static void check_missing_socket(QTestState *qts, const char *path,
+                                 QObject *socket)
+{
+    QDict *props = qdict_new();
     QDict *resp;
     const char *desc;
 
-    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': {"
-                     "'driver': 'vfio-user-pci', 'id': 'vu0',"
-                     "'socket': {'type': 'unix', 'path': %s}}}", path);
+    qdict_put_str(props, "driver", "vfio-user-pci");
+    qdict_put_str(props, "id", "vu0");
+    if (socket) {
+        qdict_put_obj(props, "socket", socket);
+    }
+    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': %p}",
+                     props);
     g_assert(qdict_haskey(resp, "error"));
     desc = qdict_get_str(qdict_get_qdict(resp, "error"), "desc");
-    g_assert(strstr(desc, path));
-    g_assert(strstr(desc, "cannot connect"));
+    g_test_message("device_add: %s", desc);
+    g_assert_cmpuint(count_substr(desc, path), ==, 1);
+    g_assert_cmpuint(count_substr(desc, "vfio-user-pci 'vu0'"), ==, 1);
+    g_assert(strstr(desc, "Failed to connect"));
     qobject_unref(resp);
 
     resp = qtest_qmp(qts, "{'execute': 'query-status'}");
     g_assert(qdict_haskey(resp, "return"));
     qobject_unref(resp);
+}
+
+/*
+ * A missing socket fails realize with an error naming it, whichever way
+ * the socket was given: a SocketAddress, a plain path (what people copy
+ * from usage lines), or a path through -global (a string, which once
+ * crashed QEMU).
+ */
+static void test_missing_socket(void)
+{
+    g_autofree char *path = g_strdup_printf("%s/vfio-user-missing-%d.sock",
+                                            g_get_tmp_dir(), getpid());
+    QTestState *qts = qtest_init("-machine pc");
+
+    check_missing_socket(qts, path, qobject_from_jsonf_nofail(
+                             "{'type': 'unix', 'path': %s}", path));
+    check_missing_socket(qts, path, QOBJECT(qstring_from_str(path)));
+    qtest_quit(qts);
+
+    qts = qtest_initf("-machine pc -global vfio-user-pci.socket=%s", path);
+    check_missing_socket(qts, path, NULL);
     qtest_quit(qts);
 }
 
