@@ -177,7 +177,7 @@ static bool vfio_user_pci_socket_from_flat(VFIOUserPCIDevice *upci,
         return true;
     }
     if (upci->socket) {
-        error_setg(errp, "vfio-user-pci: give either 'socket' or "
+        error_setg(errp, "give either 'socket' or "
                    "'socket.*', not both");
         return false;
     }
@@ -193,7 +193,7 @@ static bool vfio_user_pci_socket_from_flat(VFIOUserPCIDevice *upci,
         addr->u.fd.str = g_strdup(upci->flat_fd);
     } else {
         g_free(addr);
-        error_setg(errp, "vfio-user-pci: use socket.type=unix with "
+        error_setg(errp, "use socket.type=unix with "
                    "socket.path, or socket.type=fd with socket.str");
         return false;
     }
