@@ -97,13 +97,15 @@ a = next(shlex.split(c['command']) for c in cc
 print(' '.join(itertools.takewhile(lambda x: not x.startswith('-'), a)))
 EOF
 )
-# Objects and libraries vfio-user-test links, minus its own two objects.
+# Objects and libraries vfio-user-test links, minus its own test cases:
+# the test server and the fixture come built by meson.
 linkobjs=$(awk '/^build tests\/qtest\/vfio-user-test: c_LINKER/ {
         sub(/^build tests\/qtest\/vfio-user-test: c_LINKER /, "");
         sub(/ \|.*/, "");
         n = split($0, f, " ");
         for (i = 1; i <= n; i++)
-            if (f[i] !~ /vfio-user-test\.p\//) printf "%s ", f[i];
+            if (f[i] !~ /vfio-user-test\.p\/vfio-user-test\.c\.o$/)
+                printf "%s ", f[i];
         exit }' "$qbuild/build.ninja")
 [ -n "$linkobjs" ] || die "cannot find the link line of vfio-user-test in build.ninja"
 
@@ -118,9 +120,8 @@ compile() {     # src obj
     fi
 }
 compile "$src/vfio-user-bench.c" "$obj/vfio-user-bench.o"
-compile "$top/tests/qtest/vfio-user-server.c" "$obj/vfio-user-server.o"
 (cd "$qbuild" && eval "$cc -o $obj/vfio-user-bench $obj/vfio-user-bench.o \
-    $obj/vfio-user-server.o $linkobjs -Wl,--as-needed -pie \
+    $linkobjs -Wl,--as-needed -pie \
     -Wl,--start-group libqemuutil.a -lrt -lm -pthread \
     $(pkg-config --libs glib-2.0) -Wl,--end-group")
 
