@@ -115,6 +115,7 @@ ninja -C "$qbuild" tests/qtest/vfio-user-test >/dev/null
 compile() {     # src obj
     if [ ! -f "$2" ] || [ "$1" -nt "$2" ] || \
        [ "$top/tests/qtest/vfio-user-server.h" -nt "$2" ] || \
+       [ "$top/tests/qtest/vfio-user-fixture.h" -nt "$2" ] || \
        [ "$src/vfio-user-bench-boot.h" -nt "$2" ]; then
         (cd "$qbuild" && eval "$cc $cflags -c $1 -o $2")
     fi

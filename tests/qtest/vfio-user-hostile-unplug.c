@@ -141,7 +141,7 @@ static void test_unplug_dma_into_unmapped(void)
 
     ctx_start(&c, NULL);
     guard_fill(&c);
-    fill_pattern(want, sizeof(want), 9);
+    vu_fixture_fill_pattern(want, sizeof(want), 9);
     qtest_memwrite(c.f.qts, GUEST_BUF, want, sizeof(want));
     assert_works(&c);
     hostile_arm(&c.h, VFIO_USER_DMA_UNMAP, -1, fn_dma_into_unmapped);

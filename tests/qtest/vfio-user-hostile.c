@@ -241,13 +241,13 @@ void ctx_qemu(TestCtx *c)
 /* Server and QEMU with the device at slot 4, a short message timeout */
 void ctx_start(TestCtx *c, const char *dev_extra)
 {
-    ctx_server(c, NULL, false);
-    c->f.qts = qtest_initf("-machine pc -m %d "
-                           "-device vfio-user-pci,id=vu0,addr=%d.0,"
-                           "socket.type=unix,socket.path=%s,"
-                           "x-msg-timeout=%u%s",
-                           RAM_MB, SLOT, c->f.sock, c->timeout_ms,
-                           dev_extra ? dev_extra : "");
+    g_autofree char *args = g_strdup_printf("-machine pc -m %d", RAM_MB);
+    g_autofree char *props = NULL;
+
+    ctx_server(c, NULL, false);     /* sets the default timeout_ms */
+    props = g_strdup_printf(",x-msg-timeout=%u%s", c->timeout_ms,
+                            dev_extra ? dev_extra : "");
+    vu_fixture_qemu(&c->f, args, props);
     qtest_qmp_set_event_callback(c->f.qts, ctx_event, c);
     vu_fixture_find_device(&c->f, DEVFN);
 }
@@ -338,19 +338,12 @@ static const uint64_t guards[] = {
     RAM_END - 0x1000,           /* last page of RAM */
 };
 
-void fill_pattern(uint8_t *buf, size_t len, uint8_t seed)
-{
-    for (size_t i = 0; i < len; i++) {
-        buf[i] = (uint8_t)(i * 7 + seed + (i >> 8));
-    }
-}
-
 void guard_fill(TestCtx *c)
 {
     uint8_t buf[0x1000];
 
     for (size_t i = 0; i < ARRAY_SIZE(guards); i++) {
-        fill_pattern(buf, sizeof(buf), 0x40 + i);
+        vu_fixture_fill_pattern(buf, sizeof(buf), 0x40 + i);
         qtest_memwrite(c->f.qts, guards[i], buf, sizeof(buf));
     }
 }
@@ -360,7 +353,7 @@ void guard_check(TestCtx *c)
     uint8_t want[0x1000], got[0x1000];
 
     for (size_t i = 0; i < ARRAY_SIZE(guards); i++) {
-        fill_pattern(want, sizeof(want), 0x40 + i);
+        vu_fixture_fill_pattern(want, sizeof(want), 0x40 + i);
         qtest_memread(c->f.qts, guards[i], got, sizeof(got));
         g_assert_cmpmem(got, sizeof(got), want, sizeof(want));
     }
@@ -442,21 +435,8 @@ void arm_read(TestCtx *c, HostileFn fn)
 
 void check_dma_works(TestCtx *c)
 {
-    uint8_t out[256], in[256];
-    VUTestDMARequest req = {
-        .write = true, .address = GUEST_BUF, .count = sizeof(out),
-        .data = out, .data_len = sizeof(out),
-    };
-
-    fill_pattern(out, sizeof(out), g_random_int());
-    g_assert_cmpint(vu_test_server_dma(c->f.srv, &req, NULL), ==, 0);
-    qtest_memread(c->f.qts, GUEST_BUF, in, sizeof(in));
-    g_assert_cmpmem(in, sizeof(in), out, sizeof(out));
-    fill_pattern(out, sizeof(out), g_random_int());
-    qtest_memwrite(c->f.qts, GUEST_BUF, out, sizeof(out));
-    g_assert_cmpint(vu_test_server_dma_read(c->f.srv, GUEST_BUF, in,
-                                            sizeof(in)), ==, 0);
-    g_assert_cmpmem(in, sizeof(in), out, sizeof(out));
+    vu_fixture_server_dma_round_trip(&c->f, GUEST_BUF, GUEST_BUF, 256,
+                                     g_random_int(), g_random_int());
 }
 
 void dma_start(TestCtx *c)

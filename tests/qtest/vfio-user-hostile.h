@@ -16,8 +16,8 @@
 #include "vfio-user-server.h"
 #include "vfio-user-fixture.h"
 
-#define SLOT            4
-#define DEVFN           QPCI_DEVFN(SLOT, 0)
+#define SLOT            VU_FIXTURE_SLOT
+#define DEVFN           VU_FIXTURE_DEVFN
 #define RAM_MB          256
 #define RAM_END         ((uint64_t)RAM_MB * 1024 * 1024)
 /*
@@ -136,7 +136,6 @@ void check_realize_fails(TestCtx *c, const char *expect);
 void check_realize_works(TestCtx *c);
 
 /* Guest RAM the server must not reach, and DMA it may do */
-void fill_pattern(uint8_t *buf, size_t len, uint8_t seed);
 void guard_fill(TestCtx *c);
 void guard_check(TestCtx *c);
 void check_dma_works(TestCtx *c);

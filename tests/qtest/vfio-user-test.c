@@ -22,8 +22,8 @@
 #include "vfio-user-server.h"
 #include "vfio-user-fixture.h"
 
-#define SLOT            4
-#define DEVFN           QPCI_DEVFN(SLOT, 0)
+#define SLOT            VU_FIXTURE_SLOT
+#define DEVFN           VU_FIXTURE_DEVFN
 #define RAM_MB          256
 #define GUEST_SRC       0x200000
 #define GUEST_DST       0x300000
@@ -31,8 +31,7 @@
 #define WAIT_MS         5000
 
 /* Guest RAM with an fd the server can map. */
-#define MEMFD_RAM "-object memory-backend-memfd,id=mem,size=256M,share=on " \
-                  "-machine memory-backend=mem"
+#define MEMFD_RAM VU_FIXTURE_MEMFD_RAM
 
 typedef struct TestCtx {
     VUFixture f;
@@ -42,20 +41,11 @@ typedef struct TestCtx {
 static void ctx_start(TestCtx *c, const VUTestServerConfig *cfg,
                       const char *qemu_extra, const char *dev_extra)
 {
-    vu_fixture_server(&c->f, "vfio-user-test", cfg);
-    c->f.qts = qtest_initf("-machine pc -m %d %s "
-                           "-device vfio-user-pci,id=vu0,addr=%d.0,"
-                           "socket.type=unix,socket.path=%s%s",
-                           RAM_MB, qemu_extra ? qemu_extra : "", SLOT,
-                           c->f.sock, dev_extra ? dev_extra : "");
-    vu_fixture_find_device(&c->f, DEVFN);
-}
+    g_autofree char *args = g_strdup_printf("-machine pc -m %d %s", RAM_MB,
+                                            qemu_extra ? qemu_extra : "");
 
-static void fill_pattern(uint8_t *buf, size_t len, uint8_t seed)
-{
-    for (size_t i = 0; i < len; i++) {
-        buf[i] = (uint8_t)(i * 7 + seed + (i >> 8));
-    }
+    vu_fixture_server(&c->f, "vfio-user-test", cfg);
+    vu_fixture_start(&c->f, args, dev_extra);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -515,8 +505,6 @@ static void check_dma(const char *qemu_extra, const char *dev_extra,
                       DMAPath path, unsigned want_map_fds)
 {
     const size_t len = 3 * 4096 + 100;
-    g_autofree uint8_t *out = g_malloc(len);
-    g_autofree uint8_t *in = g_malloc(len);
     g_autoptr(GArray) maps = NULL;
     VUTestServerStats st;
     TestCtx c = { 0 };
@@ -543,20 +531,8 @@ static void check_dma(const char *qemu_extra, const char *dev_extra,
     }
     g_assert(ram_mapped);
 
-    fill_pattern(out, len, 1);
-    qtest_memwrite(c.f.qts, GUEST_SRC, out, len);
-    g_assert_cmphex(vu_fixture_run_dma(&c.f, GUEST_SRC, 0, len, 0), ==,
-                    VU_TEST_DMA_STATUS_DONE);
-    vu_test_server_buf_read(c.f.srv, 0, in, len);
-    g_assert_cmpmem(in, len, out, len);
-
-    fill_pattern(out, len, 77);
-    vu_test_server_buf_write(c.f.srv, 0x10, out, len);
-    g_assert_cmphex(vu_fixture_run_dma(&c.f, 0x10, GUEST_DST, len,
-                                       VU_TEST_DMA_CMD_TO_GUEST), ==,
-                    VU_TEST_DMA_STATUS_DONE);
-    qtest_memread(c.f.qts, GUEST_DST, in, len);
-    g_assert_cmpmem(in, len, out, len);
+    vu_fixture_engine_dma(&c.f, false, GUEST_SRC, 0, len, 1);
+    vu_fixture_engine_dma(&c.f, true, GUEST_DST, 0x10, len, 77);
 
     vu_test_server_get_stats(c.f.srv, &st);
     if (path == DMA_VIA_FD) {
