@@ -21,13 +21,13 @@
 #   size=MiB (default 16)  loops=N (default 200)  shell=1 (shell after the
 #   workload instead of powering off)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 say() { echo "build-guest: $*"; }
 die() { echo "build-guest: error: $*" >&2; exit 1; }
 
 [ $# = 1 ] || die "usage: build-guest.sh OUTDIR"
-CACHE=${CACHE:-$HOME/.cache/vfio-user-client}
-dl=$CACHE/guest
+dl=$VFIO_USER_CACHE/guest
 mkdir -p "$dl" "$1" || die "cannot create $dl or $1"
 out=$(realpath -e "$1")
 self=$(realpath -e "$0")

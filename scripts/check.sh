@@ -19,11 +19,12 @@
 # step left out with SKIP_GUEST_TESTS=1 or SKIP_PATCHSET_BUILD=1) is counted
 # there and named above it.  Usage: check.sh REPO_TOP
 set -uo pipefail
+. "$(dirname "$0")/lib.sh"
 top=$1
 build=$top/build
 tree=$build/qemu
 qbuild=$tree/build
-cache=${CACHE:-$HOME/.cache/vfio-user-client}
+cache=$VFIO_USER_CACHE
 log=$build/check-logs
 rm -rf "$log"
 mkdir -p "$log"
@@ -59,9 +60,7 @@ done
 # name per line); device-introspect-test is QEMU's (see the top: it is no
 # test of kernel vfio-pci).
 qtests=(device-introspect-test)
-if [ -f "$top/scripts/qtests.txt" ]; then
-    mapfile -t -O 1 qtests < <(grep -v "^#" "$top/scripts/qtests.txt" | sed '/^$/d')
-fi
+mapfile -t -O 1 qtests < <(our_qtests)
 targets=()
 for t in "${qtests[@]}"; do targets+=("tests/qtest/$t"); done
 if ! ninja -C "$qbuild" "${targets[@]}" >"$log/qtest-build.log" 2>&1; then
