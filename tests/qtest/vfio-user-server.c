@@ -105,31 +105,27 @@ static bool vu_parse_caps(const char *json, VUTestClientInfo *ci)
 /* Our capabilities, as configured: a 0 leaves one out */
 static void vu_put_caps(VUTestServer *s, GByteArray *out)
 {
-    g_autoptr(GString) json = g_string_new("{\"" VFIO_USER_CAP "\":{");
-    const char *sep = "";
+    const struct {
+        const char *name;
+        uint64_t value;
+    } ours[] = {
+        { VFIO_USER_CAP_MAX_FDS, s->cfg.max_msg_fds },
+        { VFIO_USER_CAP_MAX_XFER, s->cfg.max_data_xfer_size },
+        { VFIO_USER_CAP_PGSIZES, s->cfg.pgsizes },
+        { VFIO_USER_CAP_MAX_DMA_MAPS, s->cfg.max_dma_maps },
+    };
+    g_autoptr(QDict) top = qdict_new();
+    QDict *caps = qdict_new();
+    g_autoptr(GString) json = NULL;
 
-    if (s->cfg.max_msg_fds) {
-        g_string_append_printf(json, "%s\"%s\":%u", sep,
-                               VFIO_USER_CAP_MAX_FDS, s->cfg.max_msg_fds);
-        sep = ",";
+    for (size_t i = 0; i < ARRAY_SIZE(ours); i++) {
+        if (ours[i].value) {
+            qdict_put_obj(caps, ours[i].name,
+                          QOBJECT(qnum_from_uint(ours[i].value)));
+        }
     }
-    if (s->cfg.max_data_xfer_size) {
-        g_string_append_printf(json, "%s\"%s\":%" PRIu64, sep,
-                               VFIO_USER_CAP_MAX_XFER,
-                               s->cfg.max_data_xfer_size);
-        sep = ",";
-    }
-    if (s->cfg.pgsizes) {
-        g_string_append_printf(json, "%s\"%s\":%" PRIu64, sep,
-                               VFIO_USER_CAP_PGSIZES, s->cfg.pgsizes);
-        sep = ",";
-    }
-    if (s->cfg.max_dma_maps) {
-        g_string_append_printf(json, "%s\"%s\":%u", sep,
-                               VFIO_USER_CAP_MAX_DMA_MAPS,
-                               s->cfg.max_dma_maps);
-    }
-    g_string_append(json, "}}");
+    qdict_put(top, VFIO_USER_CAP, caps);
+    json = qobject_to_json(QOBJECT(top));
     g_byte_array_append(out, (uint8_t *)json->str, json->len + 1);
 }
 
