@@ -172,6 +172,7 @@ typedef enum {
     RI_SPARSE_OUTSIDE,
     RI_SPARSE_OVERFLOW,
     RI_SPARSE_TOO_MANY,
+    RI_SPARSE_ALIGN4,
     RI_ALL_FLAGS,
 } RegionCorruption;
 
@@ -254,6 +255,7 @@ static void build_region_info(GByteArray *out, const RegionCase *rc)
     case RI_SPARSE_OUTSIDE:
     case RI_SPARSE_OVERFLOW:
     case RI_SPARSE_TOO_MANY:
+    case RI_SPARSE_ALIGN4:
         r.info.flags |= VFIO_REGION_INFO_FLAG_CAPS;
         r.info.cap_offset = sizeof(r.info);
         r.sparse.sp.header.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP;
@@ -264,8 +266,28 @@ static void build_region_info(GByteArray *out, const RegionCase *rc)
         r.sparse.areas[1].offset = rc->what == RI_SPARSE_OVERFLOW ?
                                    UINT64_MAX - 0xfff : 0xf000;
         r.sparse.areas[1].size = 0x2000;
+        if (rc->what == RI_SPARSE_ALIGN4) {
+            /* two valid areas: only where the capability sits is wrong */
+            r.sparse.areas[0].size = VU_TEST_BAR2_SIZE / 2;
+            r.sparse.areas[1].offset = VU_TEST_BAR2_SIZE / 2;
+            r.sparse.areas[1].size = VU_TEST_BAR2_SIZE / 2;
+        }
         len = sizeof(r.info) + sizeof(r.sparse);
         break;
+    }
+    if (rc->what == RI_SPARSE_ALIGN4) {
+        /*
+         * The same capability 4 bytes further: aligned to 4 but not to
+         * 8, where the kernel puts capabilities and their 64-bit fields.
+         */
+        static const uint8_t pad[4];
+
+        r.info.cap_offset = sizeof(r.info) + sizeof(pad);
+        r.info.argsz = len + sizeof(pad);
+        g_byte_array_append(out, (uint8_t *)&r.info, sizeof(r.info));
+        g_byte_array_append(out, pad, sizeof(pad));
+        g_byte_array_append(out, (uint8_t *)&r.sparse, sizeof(r.sparse));
+        return;
     }
     if (rc->what != RI_ARGSZ_HUGE && len > r.info.argsz) {
         r.info.argsz = len;
@@ -314,6 +336,8 @@ static const RegionCase region_cases[] = {
     { "sparse-outside-region", BAR2, RI_SPARSE_OUTSIDE, REFUSED2 },
     { "sparse-overflow", BAR2, RI_SPARSE_OVERFLOW, REFUSED2 },
     { "sparse-too-many-areas", BAR2, RI_SPARSE_TOO_MANY, REFUSED2 },
+    /* found by the fuzzer: UBSan saw the misaligned 64-bit reads */
+    { "sparse-cap-aligned-to-4", BAR2, RI_SPARSE_ALIGN4, REFUSED2 },
     { "all-flags", BAR0, RI_ALL_FLAGS, NULL },
 };
 
