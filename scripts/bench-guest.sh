@@ -28,6 +28,7 @@
 #              (default 10) while the guest runs one workload (default
 #              secure randread:4K:32), then count the DMA requests per
 #              guest I/O in a second, traced run; build/bench/profile/
+#              MODE-RW-BS-QD/
 # Environment: BENCH_QUICK=1 (--quick); BENCH_NVME_ROUNDS, else
 # BENCH_ROUNDS (default 3, quick 1); BENCH_NVME_RUNTIME, each job's
 # runtime (default 5, quick 300ms); BENCH_ONLY (the rows are "not run"
@@ -136,7 +137,7 @@ job_name() {   # RW:BS:QD -> the job name the guest gives it
 
 if [ -n "$profile" ]; then
     mode=${1:-secure} work=${2:-randread:4K:32} secs=${3:-10}
-    pdir=$OUT/profile
+    pdir=$OUT/profile/$mode-${work//:/-}
     mkdir -p "$pdir"
     command -v perf >/dev/null || die "perf not found (apt-get install linux-perf)"
     [ -x "$SERVER_QEMU" ] || die "no $SERVER_QEMU: run make server"
@@ -169,7 +170,10 @@ if [ -n "$profile" ]; then
         perf report -i "$pdir/$w.perf.data" --stdio --children \
             --sort sym -g caller,0.5,callee --percent-limit 2 \
             >"$pdir/$w.graph.txt" 2>/dev/null
-        say "$w: $pdir/$w.flat.txt, $w.by-thread.txt, $w.graph.txt"
+        perf script -i "$pdir/$w.perf.data" -F tid,ip,sym 2>/dev/null |
+            awk -f "$TOP/scripts/perf-by-syscall.awk" >"$pdir/$w.by-syscall.txt"
+        echo "== $w (pid $([ $w = client ] && echo "$CLIENT_PID" || echo "$SERVER_PID")): $pdir/$w.by-syscall.txt"
+        head -n 25 "$pdir/$w.by-syscall.txt"
     done
     # 2. What each guest I/O costs in messages: the client's trace of the
     #    DMA requests it served, against the I/Os the guest completed.
@@ -278,7 +282,7 @@ unmeasured=0
 {
     echo
     echo "# NVMe as the guest sees it: QEMU's x-vfio-user-server, Linux guest under TCG, vfio-user-load"
-    echo "# (bench/guest/vfio-user-load.c: O_DIRECT, Linux AIO) on /dev/nvme0n1, ${region} MiB region, $runtime per job;"
+    echo "# (bench/guest/vfio-user-load.c: O_DIRECT, Linux AIO) on /dev/nvme0n1, ${region} MiB region, runtime=$runtime per job;"
     echo "# $rounds round(s), each one guest boot per mode; fd: memfd RAM, fds sent (the limit);"
     echo "# secure-dma: secure-dma=on, plain RAM; vIOMMU: secure-dma=on behind intel-iommu"
     printf '\n%-32s %-5s %30s  %-30s %22s %7s\n' benchmark size "median [min..max]" \
