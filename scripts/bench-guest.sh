@@ -31,8 +31,9 @@
 #              MODE-RW-BS-QD/
 # Environment: BENCH_QUICK=1 (--quick); BENCH_NVME_ROUNDS, else
 # BENCH_ROUNDS (default 3, quick 1); BENCH_NVME_RUNTIME, each job's
-# runtime (default 5, quick 300ms); BENCH_ONLY (the rows are "not run"
-# unless it names nvme).
+# runtime (default 5, quick 300ms); BENCH_NVME_TIMEOUT, seconds a guest
+# boot may take (default 120 plus 3 times the jobs' runtime); BENCH_ONLY
+# (the rows are "not run" unless it names nvme).
 # Results: build/bench/nvme.txt, build/bench/nvme.csv; logs in
 # build/bench/nvme/.  Exit status 1 if a row was not measured.
 set -uo pipefail
@@ -114,7 +115,8 @@ boot_load() {
     start_client "$p"
     [ -n "${HOLD:-}" ] && return 0
     if ! wait_exit "$CLIENT_PID" "$BOOT_TIMEOUT"; then
-        WHY="guest did not finish in $BOOT_TIMEOUT s: $(guest_result "$p.console") ($p.console)"
+        res=$(guest_result "$p.console")
+        WHY="guest did not finish in $BOOT_TIMEOUT s${res:+, $res} ($p.console)"
     fi
     lib_cleanup
     res=$(guest_result "$p.console")
@@ -290,14 +292,15 @@ unmeasured=0
 } >"$TXT"
 echo "benchmark,size,unit,median,min,max,limit,limit_median,limit_min,limit_max,ratio,higher_is_better,note" >"$CSV"
 
-# row NAME SIZE UNIT MODE LIMIT_MODE LIMIT_NAME JOB NOTE
+# row NAME SIZE UNIT MODE LIMIT_MODE LIMIT_NAME JOB NOTE.  The names hold
+# commas: quoted in the CSV.
 row() {
     local name=$1 size=$2 unit=$3 mode=$4 lmode=$5 lname=$6 job=$7 note=$8
     local why='' v l med lo hi lmed llo lhi rat
     if [ -z "$wanted" ]; then
         printf '%-32s %-5s %30s  %-30s %22s %7s\n    not run: BENCH_ONLY\n' \
             "$name" "$size" - "$lname" - - >>"$TXT"
-        echo "$name,$size,,,,,$lname,,,,,,\"not run: BENCH_ONLY\"" >>"$CSV"
+        echo "\"$name\",$size,,,,,\"$lname\",,,,,,\"not run: BENCH_ONLY\"" >>"$CSV"
         return
     fi
     v=$(series "$mode" "$job")
@@ -310,7 +313,7 @@ row() {
         unmeasured=$((unmeasured + 1))
         printf '%-32s %-5s %30s  %-30s %22s %7s\n    not measured: %s\n' \
             "$name" "$size" - "$lname" - - "$why" >>"$TXT"
-        echo "$name,$size,,,,,$lname,,,,,,\"not measured: ${why//\"/\'}\"" >>"$CSV"
+        echo "\"$name\",$size,,,,,\"$lname\",,,,,,\"not measured: ${why//\"/\'}\"" >>"$CSV"
         return
     fi
     # shellcheck disable=SC2086
@@ -318,7 +321,7 @@ row() {
     if [ -z "$lmode" ]; then
         printf '%-32s %-5s %30s  %-30s %22s %7s\n' "$name" "$size" \
             "$(num "$med") [$(num "$lo")..$(num "$hi")] $unit" "$lname" - - >>"$TXT"
-        echo "$name,$size,$unit,$med,$lo,$hi,,,,,,1,\"$note\"" >>"$CSV"
+        echo "\"$name\",$size,$unit,$med,$lo,$hi,,,,,,1,\"$note\"" >>"$CSV"
     else
         # shellcheck disable=SC2086
         read -r lmed llo lhi < <(stats $l)
@@ -327,7 +330,7 @@ row() {
         printf '%-32s %-5s %30s  %-30s %22s %6.2fx\n' "$name" "$size" \
             "$(num "$med") [$(num "$lo")..$(num "$hi")] $unit" "$lname" \
             "$(num "$lmed") [$(num "$llo")..$(num "$lhi")]" "$rat" >>"$TXT"
-        echo "$name,$size,$unit,$med,$lo,$hi,$lname,$lmed,$llo,$lhi,$rat,1,\"$note\"" >>"$CSV"
+        echo "\"$name\",$size,$unit,$med,$lo,$hi,\"$lname\",$lmed,$llo,$lhi,$rat,1,\"$note\"" >>"$CSV"
     fi
     [ -z "$note" ] || echo "    $note" >>"$TXT"
 }
