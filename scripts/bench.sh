@@ -156,4 +156,7 @@ EOF
 else
     echo "bench: gnuplot missing (scripts/install-deps.sh installs gnuplot-nox): no plot"
 fi
+# The guest's view: NVMe from QEMU's own server in three modes; its rows
+# are appended to results.txt and results.csv.
+"$top/scripts/bench-guest.sh" "$top" --append ${quick:+--quick}
 echo "bench: table in $out/results.txt, CSV in $out/results.csv"
