@@ -114,7 +114,7 @@ demo: qemu
 	@SECURE_DMA='$(SECURE_DMA)' VIOMMU='$(VIOMMU)' \
 		INTERACTIVE='$(INTERACTIVE)' SIZE='$(SIZE)' scripts/demo.sh $(TOP)
 
-bench: qemu
+bench: qemu server
 	@scripts/bench.sh $(TOP)
 
 # The qtests under ASan and UBSan, in a third build dir (build-asan);

@@ -52,10 +52,10 @@
 #include "libqos/pci.h"
 #include "libqos/pci-pc.h"
 #include "vfio-user-server.h"
+#include "vfio-user-fixture.h"
 #include "vfio-user-bench-boot.h"
 
-#define SLOT            4
-#define DEVFN           QPCI_DEVFN(SLOT, 0)
+#define DEVFN           VU_FIXTURE_DEVFN
 #define RAM_MB          256
 #define GUEST_ADDR      0x200000        /* DMA target in guest RAM */
 #define DMA_MAGIC       0xb3c4d5e6      /* SCRATCH value: run the DMA job */
@@ -63,8 +63,7 @@
 #define MAX_EVENTS      (1u << 21)
 #define MAX_ROUNDS      32
 
-#define MEMFD_RAM "-object memory-backend-memfd,id=mem,size=256M,share=on " \
-                  "-machine memory-backend=mem"
+#define MEMFD_RAM       VU_FIXTURE_MEMFD_RAM
 
 /* ------------------------------------------------------------------ */
 /* Parameters */
@@ -662,68 +661,36 @@ static VUTestHookAction bench_hook(VUTestServer *s, const VUTestMsg *msg,
     return VU_TEST_HOOK_CONTINUE;
 }
 
+/* The fixture of the qtests; B.srv is its server, for the hook */
 typedef struct Ctx {
-    char *tmpdir;
-    char *sock;
-    char *boot;
-    QTestState *qts;
-    QPCIBus *bus;
-    QPCIDevice *dev;
-    QPCIBar bar0;
+    VUFixture f;
 } Ctx;
 
 static void ctx_start(Ctx *c, const char *qemu_extra, const char *dev_extra,
                       bool libqos)
 {
+    g_autofree char *args = g_strdup_printf("-machine pc -m %d %s", RAM_MB,
+                                            qemu_extra ? qemu_extra : "");
+    g_autofree char *props = g_strconcat(dev_extra ? dev_extra : "",
+                                         P.dev_opts, NULL);
     VUTestServerConfig cfg;
 
     vu_test_server_config_init(&cfg);
     /* Each toggle of a PAM register is a few maps and unmaps. */
     cfg.max_dma_maps = 65535;
     cfg.hook = bench_hook;
-    c->tmpdir = g_dir_make_tmp("vfio-user-bench-XXXXXX", NULL);
-    g_assert(c->tmpdir);
-    c->sock = g_build_filename(c->tmpdir, "sock", NULL);
-    B.srv = vu_test_server_new(c->sock, &cfg);
-    g_assert(B.srv);
-    c->qts = qtest_initf("-machine pc -m %d %s "
-                         "-device vfio-user-pci,id=vu0,addr=%d.0,"
-                         "socket.type=unix,socket.path=%s%s%s",
-                         RAM_MB, qemu_extra ? qemu_extra : "", SLOT,
-                         c->sock, dev_extra ? dev_extra : "",
-                         P.dev_opts);
+    vu_fixture_server(&c->f, "vfio-user-bench", &cfg);
+    B.srv = c->f.srv;
+    vu_fixture_qemu(&c->f, args, props);
     if (libqos) {
-        c->bus = qpci_new_pc(c->qts, NULL);
-        c->dev = qpci_device_find(c->bus, DEVFN);
-        g_assert(c->dev);
-        qpci_device_enable(c->dev);
-        c->bar0 = qpci_iomap(c->dev, 0, NULL);
+        vu_fixture_find_device(&c->f, DEVFN);
     }
 }
 
 static void ctx_stop(Ctx *c)
 {
-    g_free(c->dev);
-    if (c->bus) {
-        qpci_free_pc(c->bus);
-    }
-    if (c->qts) {
-        qtest_quit(c->qts);
-    }
-    if (B.srv) {
-        vu_test_server_free(B.srv);
-        B.srv = NULL;
-    }
-    if (c->boot) {
-        unlink(c->boot);
-    }
-    if (c->tmpdir) {
-        rmdir(c->tmpdir);
-    }
-    g_free(c->boot);
-    g_free(c->sock);
-    g_free(c->tmpdir);
-    memset(c, 0, sizeof(*c));
+    vu_fixture_stop(&c->f);
+    B.srv = NULL;
     g_mutex_lock(&B.lock);
     if (B.ram_fd >= 0) {
         close(B.ram_fd);
@@ -743,7 +710,7 @@ static int run_job(Ctx *c, DMAJob *job)
     B.job = job;
     B.job_done = false;
     g_mutex_unlock(&B.lock);
-    qpci_io_writel(c->dev, c->bar0, VU_TEST_REG_SCRATCH, DMA_MAGIC);
+    qpci_io_writel(c->f.dev, c->f.bar0, VU_TEST_REG_SCRATCH, DMA_MAGIC);
     g_mutex_lock(&B.lock);
     while (!B.job_done) {
         g_cond_wait(&B.cond, &B.lock);
@@ -775,7 +742,7 @@ static void bench_secure_dma(void)
 
     printf("# secure-dma=on: DMA_READ/DMA_WRITE timed on the server thread\n");
     ctx_start(&c, NULL, ",secure-dma=on", true);
-    qpid = qtest_pid(c.qts);
+    qpid = qtest_pid(c.f.qts);
     for (unsigned r = 0; r < P.rounds; r++) {
         for (unsigned w = 0; w < 2; w++) {
             for (unsigned i = 0; i < NSIZES; i++) {
@@ -920,7 +887,7 @@ static Series churn;
 
 static void bench_churn(Ctx *c)
 {
-    QPCIDevice *host = qpci_device_find(c->bus, QPCI_DEVFN(0, 0));
+    QPCIDevice *host = qpci_device_find(c->f.bus, QPCI_DEVFN(0, 0));
     const size_t msg = sizeof(VFIOUserHdr) + sizeof(VFIOUserDMAMap);
     unsigned toggles = P.pam_toggles;
     unsigned bursts = 0, nmap = 0, nunmap = 0;
@@ -1031,7 +998,6 @@ static void guest_run(bool posted, const char *dev_extra, GuestResult *res)
     B.nev = 0;
     B.record = true;
 
-    c.tmpdir = NULL;
     {
         g_autofree char *dir = g_dir_make_tmp("vfio-user-bench-boot-XXXXXX",
                                               NULL);
@@ -1044,8 +1010,7 @@ static void guest_run(bool posted, const char *dev_extra, GuestResult *res)
         extra = g_strdup_printf("-accel tcg -drive file=%s,format=raw,"
                                 "if=ide -nodefaults", boot);
         ctx_start(&c, extra, opts, false);
-        c.boot = g_steal_pointer(&boot);
-        unlink(c.boot);
+        unlink(boot);
         rmdir(dir);
     }
 

@@ -106,12 +106,6 @@ static uint8_t *dma_mem;
 static VFIODevice vbasedev;
 static VFIOUserDevice udev;
 
-VFIOUserDevice *vfio_user_device_of(VFIODevice *vdev)
-{
-    assert(vdev == &vbasedev);
-    return &udev;
-}
-
 typedef struct Server {
     int fd;
     int client_fd;              /* the client's end */
@@ -806,7 +800,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     assert(!mprotect(DMA_B, PG, PROT_READ));
 
     vbasedev.name = g_strdup("fuzz");
-    vbasedev.io_ops = &vfio_user_device_io_ops;
+    vfio_user_device_attach_io(&vbasedev, &udev);
 
     /*
      * Whatever the libraries open on first use is not a leak, and the

@@ -97,13 +97,15 @@ a = next(shlex.split(c['command']) for c in cc
 print(' '.join(itertools.takewhile(lambda x: not x.startswith('-'), a)))
 EOF
 )
-# Objects and libraries vfio-user-test links, minus its own two objects.
+# Objects and libraries vfio-user-test links, minus its own test cases:
+# the test server and the fixture come built by meson.
 linkobjs=$(awk '/^build tests\/qtest\/vfio-user-test: c_LINKER/ {
         sub(/^build tests\/qtest\/vfio-user-test: c_LINKER /, "");
         sub(/ \|.*/, "");
         n = split($0, f, " ");
         for (i = 1; i <= n; i++)
-            if (f[i] !~ /vfio-user-test\.p\//) printf "%s ", f[i];
+            if (f[i] !~ /vfio-user-test\.p\/vfio-user-test\.c\.o$/)
+                printf "%s ", f[i];
         exit }' "$qbuild/build.ninja")
 [ -n "$linkobjs" ] || die "cannot find the link line of vfio-user-test in build.ninja"
 
@@ -113,14 +115,14 @@ ninja -C "$qbuild" tests/qtest/vfio-user-test >/dev/null
 compile() {     # src obj
     if [ ! -f "$2" ] || [ "$1" -nt "$2" ] || \
        [ "$top/tests/qtest/vfio-user-server.h" -nt "$2" ] || \
+       [ "$top/tests/qtest/vfio-user-fixture.h" -nt "$2" ] || \
        [ "$src/vfio-user-bench-boot.h" -nt "$2" ]; then
         (cd "$qbuild" && eval "$cc $cflags -c $1 -o $2")
     fi
 }
 compile "$src/vfio-user-bench.c" "$obj/vfio-user-bench.o"
-compile "$top/tests/qtest/vfio-user-server.c" "$obj/vfio-user-server.o"
 (cd "$qbuild" && eval "$cc -o $obj/vfio-user-bench $obj/vfio-user-bench.o \
-    $obj/vfio-user-server.o $linkobjs -Wl,--as-needed -pie \
+    $linkobjs -Wl,--as-needed -pie \
     -Wl,--start-group libqemuutil.a -lrt -lm -pthread \
     $(pkg-config --libs glib-2.0) -Wl,--end-group")
 
@@ -154,4 +156,7 @@ EOF
 else
     echo "bench: gnuplot missing (scripts/install-deps.sh installs gnuplot-nox): no plot"
 fi
+# The guest's view: NVMe from QEMU's own server in three modes; its rows
+# are appended to results.txt and results.csv.
+"$top/scripts/bench-guest.sh" "$top" --append ${quick:+--quick}
 echo "bench: table in $out/results.txt, CSV in $out/results.csv"

@@ -5,8 +5,9 @@
 #
 # The .deb files are fetched with "apt-get download" (apt checks them
 # against the signed archive) into $CACHE/guest and only unpacked with
-# dpkg-deb -x: nothing is installed on the host.  Reruns reuse the cache
-# and rebuild the initramfs only when this script changed.
+# dpkg-deb -x: nothing is installed on the host.  The guest programs of
+# bench/guest/ are compiled here, static.  Reruns reuse the cache and
+# rebuild the initramfs only when this script or a guest program changed.
 #
 # Usage: build-guest.sh OUTDIR
 # Results: OUTDIR/vmlinuz, OUTDIR/initramfs.cpio.gz, OUTDIR/kernel-version
@@ -17,24 +18,32 @@
 #   demo=gpio      find the PCI-IDIO-16 gpio chip, toggle its outputs
 #   demo=nvme-loop write/read/compare in a loop until an I/O error
 #                  (for the server-killed test), at most LOOPS rounds
+#   demo=load      run bench/guest/vfio-user-load.c on /dev/nvme0n1: the
+#                  jobs of load=RW:BS:IODEPTH[,...] one after the other
+#                  (e.g. load=write:1M:1,randread:4K:32), each for
+#                  runtime=TIME (fio's syntax: 5, 500ms) over the first
+#                  SIZE MiB; one "vfio-user-load: name=..." line per job
 #   demo=shell     just a shell
 #   size=MiB (default 16)  loops=N (default 200)  shell=1 (shell after the
 #   workload instead of powering off)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 say() { echo "build-guest: $*"; }
 die() { echo "build-guest: error: $*" >&2; exit 1; }
 
 [ $# = 1 ] || die "usage: build-guest.sh OUTDIR"
-CACHE=${CACHE:-$HOME/.cache/vfio-user-client}
-dl=$CACHE/guest
+dl=$VFIO_USER_CACHE/guest
 mkdir -p "$dl" "$1" || die "cannot create $dl or $1"
 out=$(realpath -e "$1")
 self=$(realpath -e "$0")
+# The guest programs: bench/guest/NAME.c becomes /bin/NAME in the guest.
+guestsrc=$(dirname "$self")/../bench/guest
+guestprogs=("$guestsrc"/*.c)
 
-for t in apt-get dpkg-deb cpio gzip xz; do
+for t in apt-get dpkg-deb cpio gzip xz gcc; do
     command -v "$t" >/dev/null ||
-        die "$t not found: run scripts/install-deps.sh (cpio, xz-utils)"
+        die "$t not found: run scripts/install-deps.sh (cpio, xz-utils, build-essential)"
 done
 
 # Fetch PKG into the cache unless a .deb of it is already there.  For the
@@ -63,7 +72,9 @@ fi
 bdeb=$(fetch busybox-static)
 
 stamp=$out/.inputs
-want="$(basename "$kdeb") $(basename "$bdeb") $(md5sum <"$self" | cut -c1-32)"
+# What the result is made of: the .debs, this script and the guest
+# programs' sources (a change to any rebuilds the initramfs).
+want="$(basename "$kdeb") $(basename "$bdeb") $(cat "$self" "${guestprogs[@]}" | md5sum | cut -c1-32)"
 if [ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.cpio.gz" ] &&
    [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     exit 0
@@ -137,6 +148,11 @@ done
 root=$work/root
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,etc,"lib/modules/$kver"}
 cp "$bdir/bin/busybox" "$root/bin/busybox"
+# Static, so that the initramfs needs no C library.
+for c in "${guestprogs[@]}"; do
+    gcc -static -O2 -Wall -o "$root/bin/$(basename "$c" .c)" "$c" -lm ||
+        die "cannot compile $c"
+done
 : > "$root/lib/modules/$kver/modules.dep"
 for n in "${order[@]}"; do
     src=$moddir/${path[$n]}
@@ -163,10 +179,10 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp
 echo 1 > /proc/sys/kernel/printk_ratelimit 2>/dev/null
 
-demo=shell size=16 loops=200 shell=0
+demo=shell size=16 loops=200 shell=0 load= runtime=5
 for a in $(cat /proc/cmdline); do
     case "$a" in
-        demo=*|size=*|loops=*|shell=*) eval "${a%%=*}='${a#*=}'";;
+        demo=*|size=*|loops=*|shell=*|load=*|runtime=*) eval "${a%%=*}='${a#*=}'";;
     esac
 done
 
@@ -236,7 +252,7 @@ nvme_irq_count() {
         awk '{ for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }'
 }
 
-nvme_setup() {
+nvme_wait() {
     if ! wait_for /dev/nvme0n1 60; then
         g "no /dev/nvme0n1 after 60 s"; pci_devs; dmesg | grep -i nvme | tail
         return 1
@@ -244,6 +260,10 @@ nvme_setup() {
     g "driver loaded at $(now) s"
     drv=$(ls -d /sys/bus/pci/drivers/nvme/0000:* 2>/dev/null | head -n 1)
     g "nvme driver bound to ${drv##*/}; $(cat /sys/block/nvme0n1/device/model 2>/dev/null | sed 's/ *$//'), $(( $(cat /sys/block/nvme0n1/size) / 2048 )) MiB"
+}
+
+nvme_setup() {
+    nvme_wait || return 1
     dd if=/dev/urandom of=/tmp/pattern bs=1M count=$size 2>/dev/null
     g "pattern: $size MiB, md5 $(md5sum </tmp/pattern | cut -c1-32)"
 }
@@ -343,6 +363,30 @@ gpio)
     else
         pci_devs | sed 's/^/GUEST pci: /'
         result "gpio FAIL (pci-idio-16 driver not bound)"
+    fi
+    ;;
+load)
+    # One vfio-user-load job per RW:BS:IODEPTH of load=, named after it.
+    set -- --filename=/dev/nvme0n1 --size=${size}M --runtime=$runtime \
+        --time_based --output-format=normal,kv
+    for w in $(echo "$load" | tr , ' '); do
+        rw=${w%%:*}
+        qd=${w##*:}
+        bs=${w#*:}; bs=${bs%%:*}
+        set -- "$@" --name=$rw-$bs-qd$qd --rw=$rw --bs=$bs --iodepth=$qd
+    done
+    if [ -z "$load" ]; then
+        result "load FAIL (no load= on the command line)"
+    elif nvme_wait; then
+        g "vfio-user-load $*"
+        if vfio-user-load "$@"; then
+            result "load PASS jobs=$(echo "$load" | tr , ' ' | wc -w) runtime=$runtime size=${size}MiB"
+        else
+            result "load FAIL (vfio-user-load exited with $?)"
+        fi
+        dmesg | grep -E '\] (nvme|I/O error)' | tail -n 4 | sed 's/^/GUEST dmesg: /'
+    else
+        result "load FAIL (no device)"
     fi
     ;;
 shell) ;;

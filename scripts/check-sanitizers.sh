@@ -6,25 +6,20 @@
 #
 # Usage: check-sanitizers.sh REPO_TOP     (make check-sanitizers)
 set -uo pipefail
+. "$(dirname "$0")/lib.sh"
 top=$1
 tree=$top/build/qemu
 abuild=$tree/build-asan
 log=$top/build/check-logs/sanitizers
-: "${CONFIGURE_FLAGS:?CONFIGURE_FLAGS not set (run through make)}"
 mkdir -p "$log"
 
 if [ ! -f "$abuild/build.ninja" ]; then
-    mkdir -p "$abuild"
-    (cd "$abuild" && eval "'$tree/configure' $CONFIGURE_FLAGS \
-        --enable-asan --enable-ubsan") >"$log/configure.log" 2>&1 || {
-        tail -n 20 "$log/configure.log"
-        echo "check-sanitizers: configure failed: see $log/configure.log"
-        exit 1
-    }
+    configure_qemu check-sanitizers "$tree" "$abuild" "$log/configure.log" \
+        --enable-asan --enable-ubsan || exit 1
 fi
-"$top/scripts/link-firmware.sh" "${CACHE:-$HOME/.cache/vfio-user-client}" "$abuild"
+"$top/scripts/link-firmware.sh" "$VFIO_USER_CACHE" "$abuild"
 
-mapfile -t qtests < <(grep -v '^#' "$top/scripts/qtests.txt" | sed '/^$/d')
+mapfile -t qtests < <(our_qtests)
 targets=(qemu-system-x86_64)
 for t in "${qtests[@]}"; do targets+=("tests/qtest/$t"); done
 ninja -C "$abuild" "${targets[@]}" >"$log/build.log" 2>&1 || {

@@ -5,9 +5,10 @@
 #     output: the client, the server fixes, the hw/nvme fix);
 #  2. the qtests we own (the interop one twice: against libvfio-user from
 #     the tree our series patches, and as the tarball ships it), plus
-#     QEMU's device-introspect-test for x86_64.  That one only introspects
-#     device types and their properties, vfio-pci among them: it realizes
-#     no device.  Nothing here reaches kernel vfio-pci's realize, region,
+#     QEMU's device-introspect-test for x86_64, and QEMU's unit test of the
+#     string input visitor, which a patch of ours extends.  The introspect
+#     test only introspects device types and their properties, vfio-pci
+#     among them: it realizes no device.  Nothing here reaches kernel vfio-pci's realize, region,
 #     config space, interrupt or DMA paths, which our hw/vfio patches
 #     rework; these machines have no VFIO device (README.rst says so);
 #     then the guest tests and a quick pass of make bench, which fails if
@@ -21,11 +22,12 @@
 # step left out with SKIP_GUEST_TESTS=1 or SKIP_PATCHSET_BUILD=1) is counted
 # there and named above it.  Usage: check.sh REPO_TOP
 set -uo pipefail
+. "$(dirname "$0")/lib.sh"
 top=$1
 build=$top/build
 tree=$build/qemu
 qbuild=$tree/build
-cache=${CACHE:-$HOME/.cache/vfio-user-client}
+cache=$VFIO_USER_CACHE
 log=$build/check-logs
 rm -rf "$log"
 mkdir -p "$log"
@@ -63,9 +65,7 @@ done
 # name per line); device-introspect-test is QEMU's (see the top: it is no
 # test of kernel vfio-pci).
 qtests=(device-introspect-test)
-if [ -f "$top/scripts/qtests.txt" ]; then
-    mapfile -t -O 1 qtests < <(grep -v "^#" "$top/scripts/qtests.txt" | sed '/^$/d')
-fi
+mapfile -t -O 1 qtests < <(our_qtests)
 targets=()
 for t in "${qtests[@]}"; do targets+=("tests/qtest/$t"); done
 if ! ninja -C "$qbuild" "${targets[@]}" >"$log/qtest-build.log" 2>&1; then
@@ -108,6 +108,21 @@ else
                 "vfio-user-interop-test against libvfio-user as shipped"
     fi
 fi
+
+# --- QEMU's unit tests of what our patches change outside hw/vfio --------
+# patches/*qapi-string-input-visitor* extends the string input visitor
+# (alternates, structs) and its unit test.
+for u in test-string-input-visitor; do
+    ulog=$log/unit-$u.log
+    if ninja -C "$qbuild" "tests/unit/$u" >"$ulog" 2>&1 &&
+            (cd "$qbuild" && timeout 300 "tests/unit/$u" --tap -k) \
+                >>"$ulog" 2>&1 &&
+            ! grep -q '^not ok' "$ulog"; then
+        pass "unit $u ($(grep -c '^ok ' "$ulog") cases)"
+    else
+        fail "unit $u" "see $ulog"
+    fi
+done
 
 # --- guest tests: Linux guests driving devices in another process ---------
 # (make server and make libvfio-user built the peers; a SKIP there means a

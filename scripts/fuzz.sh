@@ -2,7 +2,8 @@
 # Build and run the libFuzzer harness for the vfio-user client's receive
 # path (fuzz/vfio-user-fuzz.c; its header says what it does and why).
 #
-# Only our client files (hw/vfio-user/proxy.c, device.c, dma.c, pci-vet.c) are
+# Only our client files (hw/vfio-user/proxy.c, poll-window.c, version.c,
+# device.c, dma.c, pci-vet.c) are
 # compiled with clang, coverage and ASan/UBSan, with the include flags
 # the QEMU build uses for them; the rest (util, qobject, qom, io) comes
 # non-instrumented from the main gcc build, which must exist ("make qemu").
@@ -102,7 +103,7 @@ build() {
     local obj=$out/obj-$name
 
     mkdir -p "$obj"
-    for src in proxy device dma pci-vet; do
+    for src in proxy poll-window version device dma pci-vet; do
         o=$obj/$src.o
         "$CLANG" $ccflags -iquote "$top" "${qflags[@]}" \
             -c "$top/hw/vfio-user/$src.c" -o "$o" ||

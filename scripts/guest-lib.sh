@@ -1,7 +1,8 @@
 # shellcheck shell=bash disable=SC2054
-# Helpers shared by scripts/demo.sh and scripts/guest-tests.sh: start a
-# vfio-user server in another process, boot the Linux guest under TCG with
-# vfio-user-pci, read the results.  Sourced, not run.
+# Helpers shared by scripts/demo.sh, scripts/guest-tests.sh and
+# scripts/bench-guest.sh: start a vfio-user server in another process, boot
+# the Linux guest under TCG with vfio-user-pci, read the results.  Sourced,
+# not run.
 #
 # Needs: TOP (the repository), LOGDIR (created by the caller).
 
@@ -95,6 +96,36 @@ guest_args() {
         GUEST_ARGS+=(-device intel-iommu,caching-mode=on)
     fi
     GUEST_ARGS+=(-device "vfio-user-pci,id=vfu0,socket.type=unix,socket.path=$sock,secure-dma=$secure")
+}
+
+# start_client LOGPREFIX: the client QEMU in the background with the
+# console in LOGPREFIX.console and QMP on LOGPREFIX.qmp.  Sets CLIENT_PID.
+start_client() {
+    rm -f "$1.console" "$1.qmp"
+    "$QEMU" "${GUEST_ARGS[@]}" -serial "file:$1.console" \
+        -qmp "unix:$1.qmp,server=on,wait=off" >"$1.client.log" 2>&1 &
+    CLIENT_PID=$!
+    OUR_PIDS+=("$CLIENT_PID")
+}
+
+# wait_console FILE REGEX SECONDS PID: until REGEX shows up in FILE.
+wait_console() {
+    local i=0
+    while ! grep -qE "$2" "$1" 2>/dev/null; do
+        [ $i -lt $(($3 * 10)) ] || return 1
+        kill -0 "$4" 2>/dev/null || { grep -qE "$2" "$1" 2>/dev/null; return; }
+        sleep 0.1; i=$((i + 1))
+    done
+}
+
+# wait_exit PID SECONDS: 0 if PID ended in time (and reaps it).
+wait_exit() {
+    local i=0
+    while kill -0 "$1" 2>/dev/null; do
+        [ $i -lt $(($2 * 10)) ] || return 1
+        sleep 0.1; i=$((i + 1))
+    done
+    wait "$1" 2>/dev/null || true
 }
 
 # Strip the console's escape sequences and carriage returns.

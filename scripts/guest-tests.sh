@@ -59,36 +59,6 @@ report() {   # STATUS NAME SECONDS DETAIL
         *) skipped=$((skipped + 1));; esac
 }
 
-# start_client LOGPREFIX: the client QEMU in the background with the
-# console in LOGPREFIX.console and QMP on LOGPREFIX.qmp.  Sets CLIENT_PID.
-start_client() {
-    rm -f "$1.console" "$1.qmp"
-    "$QEMU" "${GUEST_ARGS[@]}" -serial "file:$1.console" \
-        -qmp "unix:$1.qmp,server=on,wait=off" >"$1.client.log" 2>&1 &
-    CLIENT_PID=$!
-    OUR_PIDS+=("$CLIENT_PID")
-}
-
-# wait_console FILE REGEX SECONDS PID: until REGEX shows up in FILE.
-wait_console() {
-    local i=0
-    while ! grep -qE "$2" "$1" 2>/dev/null; do
-        [ $i -lt $(($3 * 10)) ] || return 1
-        kill -0 "$4" 2>/dev/null || { grep -qE "$2" "$1" 2>/dev/null; return; }
-        sleep 0.1; i=$((i + 1))
-    done
-}
-
-# wait_exit PID SECONDS: 0 if PID ended in time (and reaps it).
-wait_exit() {
-    local i=0
-    while kill -0 "$1" 2>/dev/null; do
-        [ $i -lt $(($2 * 10)) ] || return 1
-        sleep 0.1; i=$((i + 1))
-    done
-    wait "$1" 2>/dev/null || true
-}
-
 qmp_status() {   # SOCKET: the VM status via QMP, or nothing
     /usr/bin/python3 - "$1" <<'EOF' 2>/dev/null
 import json, socket, sys

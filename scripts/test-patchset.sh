@@ -8,6 +8,7 @@
 #
 # Usage: test-patchset.sh REPO_TOP CACHE PATCHSET_DIR WORKDIR
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 top=$1 cache=$2 out=$(cd "$3" && pwd) work=$4
 die() { echo "test-patchset: error: $*" >&2; exit 1; }
 
@@ -51,9 +52,8 @@ diff -r -q --exclude=.git --exclude=build --exclude=.applied-head \
     die "the series do not reproduce build/qemu: make export-patches?"
 echo "test-patchset: tree identical to build/qemu"
 
-mkdir -p "$q/build"
-(cd "$q/build" && eval ../configure $CONFIGURE_FLAGS >configure.log 2>&1) ||
-    { tail -n 20 "$q/build/configure.log"; die "configure failed"; }
+configure_qemu test-patchset "$q" "$q/build" "$q/build/configure.log" ||
+    exit 1
 ninja -C "$q/build" qemu-system-x86_64 >"$work/ninja.log" 2>&1 ||
     { tail -n 30 "$work/ninja.log"; die "build failed"; }
 echo "test-patchset: built $q/build/qemu-system-x86_64"

@@ -45,9 +45,9 @@ static void vfio_user_dma_timed_out(VFIOUserContainer *container,
                                     const char *what, hwaddr iova,
                                     uint64_t size)
 {
-    vfio_user_abort(container->proxy, "%s of [0x%" HWADDR_PRIx ", +0x%"
-                    PRIx64 ") not answered in %u ms", what, iova, size,
-                    vfio_user_timeout_ms(container->proxy));
+    vfio_user_kill(container->proxy, ECONNRESET, "%s of [0x%" HWADDR_PRIx
+                   ", +0x%" PRIx64 ") not answered in %u ms", what, iova,
+                   size, vfio_user_timeout_ms(container->proxy));
 }
 
 static int vfio_user_dma_map(const VFIOContainerBase *bcontainer,

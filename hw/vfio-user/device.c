@@ -6,7 +6,9 @@
  * Each operation takes the kernel's structures, as hw/vfio passes them,
  * and checks everything the server answers before hw/vfio sees it: sizes,
  * indexes, counts, the region capability chain.  A server that lies gets
- * -EINVAL, never a buffer overrun.
+ * -EPROTO (hw/vfio reports "Protocol error") and the reason in the log,
+ * never a buffer overrun.  -EINVAL is for what hw/vfio itself asked
+ * wrong.
  */
 
 #include "qemu/osdep.h"
@@ -19,6 +21,32 @@
 static VFIOUserProxy *proxy_of(VFIODevice *vbasedev)
 {
     return vfio_user_device_of(vbasedev)->proxy;
+}
+
+/*
+ * The server's answer to @vbasedev's request breaks the protocol or our
+ * bounds: say why and fail the operation with -EPROTO.  Only the first
+ * reason reaches the log (hw/vfio logs every failed access itself, and
+ * a hostile server must not be able to flood it); the trace event has
+ * them all.
+ */
+static int G_GNUC_PRINTF(2, 3) bad_reply(VFIODevice *vbasedev,
+                                         const char *fmt, ...)
+{
+    VFIOUserDevice *udev = vfio_user_device_of(vbasedev);
+    g_autofree char *why = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    why = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    trace_vfio_user_bad_reply(vbasedev->name, why);
+    if (!udev->said_bad_reply) {
+        udev->said_bad_reply = true;
+        error_report("vfio-user: %s: refused the server's answer: %s",
+                     vbasedev->name, why);
+    }
+    return -EPROTO;
 }
 
 static int vfio_user_get_device_info(VFIODevice *vbasedev,
@@ -36,15 +64,19 @@ static int vfio_user_get_device_info(VFIODevice *vbasedev,
         return ret;
     }
     if (reply.len < sizeof(r) || r.argsz < sizeof(r)) {
-        return -EINVAL;
+        return bad_reply(vbasedev, "DEVICE_GET_INFO reply of %zu bytes",
+                         reply.len);
     }
     if (!(r.flags & VFIO_DEVICE_FLAGS_PCI) ||
         r.num_regions <= VFIO_PCI_CONFIG_REGION_INDEX ||
         r.num_regions > VFIO_USER_MAX_REGIONS ||
         r.num_irqs > VFIO_USER_MAX_IRQS) {
-        trace_vfio_user_bad_device_info(vbasedev->name, r.flags,
-                                        r.num_regions, r.num_irqs);
-        return -EINVAL;
+        return bad_reply(vbasedev, "device info flags 0x%x, %u regions, "
+                         "%u irqs: a PCI device has config space (region "
+                         "%d), at most %d regions and %d irqs", r.flags,
+                         r.num_regions, r.num_irqs,
+                         VFIO_PCI_CONFIG_REGION_INDEX, VFIO_USER_MAX_REGIONS,
+                         VFIO_USER_MAX_IRQS);
     }
     info->flags = r.flags & (VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET);
     info->num_regions = r.num_regions;
@@ -57,7 +89,9 @@ static int vfio_user_get_device_info(VFIODevice *vbasedev,
 /*
  * Check the capability chain of a region info of @len bytes: every
  * header and body inside the message, offsets strictly increasing (so it
- * cannot loop), and sparse mmap areas inside the region.
+ * cannot loop) and 8-byte aligned as the kernel lays them out (the
+ * structures hold 64-bit fields, which hw/vfio reads in place), and
+ * sparse mmap areas inside the region.
  */
 static bool region_caps_valid(const struct vfio_region_info *info,
                               size_t len)
@@ -68,7 +102,7 @@ static bool region_caps_valid(const struct vfio_region_info *info,
     while (off) {
         const struct vfio_info_cap_header *hdr;
 
-        if (off < sizeof(*info) || off <= prev || (off & 3) ||
+        if (off < sizeof(*info) || off <= prev || (off % 8) ||
             len < sizeof(*hdr) || off > len - sizeof(*hdr)) {
             return false;
         }
@@ -217,12 +251,15 @@ static int vfio_user_get_region_info(VFIODevice *vbasedev,
     if (ret < 0) {
         goto out_close;
     }
-    ret = -EINVAL;
     if (reply.len < sizeof(*info) || info->index != index ||
         info->argsz < sizeof(*info) ||
         info->argsz > VFIO_USER_MAX_REGION_INFO ||
         info->size > INT64_MAX || info->offset > INT64_MAX - info->size) {
-        goto out_bad;
+        ret = bad_reply(vbasedev, "region %u info: reply of %zu bytes for "
+                        "index %u, argsz %u, size 0x%llx, offset 0x%llx",
+                        index, reply.len, info->index, info->argsz,
+                        info->size, info->offset);
+        goto out_close;
     }
     if (info->argsz > argsz) {
         /* Too small: the caller retries with info->argsz. */
@@ -233,13 +270,17 @@ static int vfio_user_get_region_info(VFIODevice *vbasedev,
     }
     if (info->flags & VFIO_REGION_INFO_FLAG_CAPS) {
         if (!region_caps_valid(info, MIN(reply.len, info->argsz))) {
-            goto out_bad;
+            ret = bad_reply(vbasedev, "region %u info: malformed capability "
+                            "chain from offset 0x%x", index,
+                            info->cap_offset);
+            goto out_close;
         }
     } else {
         info->cap_offset = 0;
     }
     if (!region_size_unchanged(udev, info)) {
-        goto out_close;         /* ret is -EINVAL; no fd kept yet */
+        ret = -EPROTO;          /* said why; no fd kept yet */
+        goto out_close;
     }
 
     /*
@@ -266,9 +307,6 @@ static int vfio_user_get_region_info(VFIODevice *vbasedev,
                                 info->size, info->offset, *fd);
     return 0;
 
-out_bad:
-    trace_vfio_user_bad_region_info(vbasedev->name, index, reply.len,
-                                    info->argsz);
 out_close:
     for (size_t i = 0; i < reply.nfds; i++) {
         close(fds[i]);
@@ -296,7 +334,9 @@ static int vfio_user_get_irq_info(VFIODevice *vbasedev,
     }
     if (reply.len < sizeof(r) || r.index != info->index ||
         r.count > VFIO_USER_MAX_IRQ_COUNT) {
-        return -EINVAL;
+        return bad_reply(vbasedev, "irq %u info: reply of %zu bytes for "
+                         "index %u, count %u (at most %d)", info->index,
+                         reply.len, r.index, r.count, VFIO_USER_MAX_IRQ_COUNT);
     }
     info->flags = r.flags;
     info->count = r.count;
@@ -424,9 +464,11 @@ static int vfio_user_region_read(VFIODevice *vbasedev, uint8_t index,
         }
         if (reply.len != sizeof(msg) + count || r->count != count ||
             r->region != index || r->offset != msg.offset) {
-            trace_vfio_user_bad_region_rw(vbasedev->name, index, msg.offset,
-                                          count, reply.len);
-            return -EINVAL;
+            return bad_reply(vbasedev, "REGION_READ of region %u offset "
+                             "0x%" PRIx64 " count %u: reply of %zu bytes for "
+                             "region %u offset 0x%" PRIx64 " count %u", index,
+                             (uint64_t)msg.offset, count, reply.len,
+                             r->region, (uint64_t)r->offset, r->count);
         }
         memcpy((uint8_t *)data + done, r->data, count);
         done += count;
@@ -476,9 +518,10 @@ static int vfio_user_region_write(VFIODevice *vbasedev, uint8_t index,
             ret = vfio_user_request(udev->proxy, VFIO_USER_REGION_WRITE,
                                     iov, 2, NULL, 0, &reply);
             if (ret == 0 && (reply.len < sizeof(r) || r.count != count)) {
-                trace_vfio_user_bad_region_rw(vbasedev->name, index,
-                                              msg.offset, count, reply.len);
-                ret = -EINVAL;
+                ret = bad_reply(vbasedev, "REGION_WRITE of region %u "
+                                "offset 0x%" PRIx64 " count %u: reply of "
+                                "%zu bytes", index, (uint64_t)msg.offset,
+                                count, reply.len);
             }
         }
         if (ret < 0) {
@@ -493,6 +536,12 @@ static int vfio_user_device_reset(VFIODevice *vbasedev)
 {
     return vfio_user_request(proxy_of(vbasedev), VFIO_USER_DEVICE_RESET,
                              NULL, 0, NULL, 0, NULL);
+}
+
+void vfio_user_device_attach_io(VFIODevice *vbasedev, VFIOUserDevice *udev)
+{
+    vbasedev->io_ops = &vfio_user_device_io_ops;
+    vbasedev->io_opaque = udev;
 }
 
 const VFIODeviceIOOps vfio_user_device_io_ops = {

@@ -25,14 +25,26 @@ typedef struct VFIOUserDevice {
     uint32_t num_region_fds;
     bool secure_dma;            /* never send a memory fd */
     bool warned_unsealed_fd;    /* said once why a region is not mapped */
+    bool said_bad_reply;        /* logged the first refused answer */
     /* Once set, config space reads see its pinned bits (pci-vet.h) */
     VFIOUserPCIVet *config_vet;
 } VFIOUserDevice;
 
 extern const VFIODeviceIOOps vfio_user_device_io_ops;
 
-/* Implemented by the device type that embeds the VFIODevice. */
-VFIOUserDevice *vfio_user_device_of(VFIODevice *vbasedev);
+/*
+ * Install vfio_user_device_io_ops on @vbasedev, working on @udev: the
+ * operations find their state through vbasedev->io_opaque, never
+ * through the device type that embeds the VFIODevice.
+ */
+void vfio_user_device_attach_io(VFIODevice *vbasedev, VFIOUserDevice *udev);
+
+/* The state of a VFIODevice that vfio_user_device_attach_io() set up */
+static inline VFIOUserDevice *vfio_user_device_of(VFIODevice *vbasedev)
+{
+    assert(vbasedev->io_ops == &vfio_user_device_io_ops);
+    return vbasedev->io_opaque;
+}
 
 void vfio_user_device_init_fds(VFIOUserDevice *udev, uint32_t num_regions);
 void vfio_user_device_close_fds(VFIOUserDevice *udev);

@@ -170,8 +170,9 @@ GArray *vfio_user_dma_table_remove(VFIOUserDMATable *table, uint64_t iova,
 
         if (left <= 0) {
             qemu_mutex_unlock(&table->lock);
-            vfio_user_abort(table->proxy, "a DMA transfer stalled past the "
-                            "timeout while its memory was being unmapped");
+            vfio_user_kill(table->proxy, ECONNRESET, "a DMA transfer "
+                           "stalled past the timeout while its memory was "
+                           "being unmapped");
             qemu_mutex_lock(&table->lock);
             while (table->inflight > 0) {
                 qemu_cond_wait(&table->idle, &table->lock);

@@ -48,16 +48,9 @@ struct VFIOUserPCIDevice {
     bool post_writes;
     bool secure_dma;
 
-    VFIOUserDevice udev;
+    VFIOUserDevice user;        /* what the device operations work on */
     Error *migration_blocker;
 };
-
-VFIOUserDevice *vfio_user_device_of(VFIODevice *vbasedev)
-{
-    VFIOPCIDevice *vdev = container_of(vbasedev, VFIOPCIDevice, vbasedev);
-
-    return &VFIO_USER_PCI(vdev)->udev;
-}
 
 /*
  * The server went away (main loop, after every waiter has failed): the
@@ -69,10 +62,10 @@ VFIOUserDevice *vfio_user_device_of(VFIODevice *vbasedev)
  */
 static void vfio_user_pci_server_died(void *opaque, const char *reason)
 {
-    VFIOUserPCIDevice *udev = opaque;
-    VFIOPCIDevice *vdev = &udev->parent_obj;
-    DeviceState *dev = DEVICE(udev);
-    g_autofree char *path = object_get_canonical_path(OBJECT(udev));
+    VFIOUserPCIDevice *upci = opaque;
+    VFIOPCIDevice *vdev = &upci->parent_obj;
+    DeviceState *dev = DEVICE(upci);
+    g_autofree char *path = object_get_canonical_path(OBJECT(upci));
 
     trace_vfio_user_pci_server_died(vdev->vbasedev.name, reason);
     if (vdev->intx.mmap_timer) {
@@ -127,9 +120,9 @@ static uint64_t vfio_user_pci_region_size(VFIODevice *vbasedev, int index)
  * (pci-vet.c); from then on the device operations serve the bits hw/vfio
  * relies on from the vetted copy.
  */
-static bool vfio_user_pci_vet_config(VFIOUserPCIDevice *udev, Error **errp)
+static bool vfio_user_pci_vet_config(VFIOUserPCIDevice *upci, Error **errp)
 {
-    VFIOPCIDevice *vdev = &udev->parent_obj;
+    VFIOPCIDevice *vdev = &upci->parent_obj;
     VFIODevice *vbasedev = &vdev->vbasedev;
     PCIDevice *pdev = &vdev->pdev;
     VFIOUserPCIShape shape = {
@@ -165,7 +158,7 @@ static bool vfio_user_pci_vet_config(VFIOUserPCIDevice *udev, Error **errp)
         error_prepend(errp, "refused the device's config space: ");
         return false;
     }
-    udev->udev.config_vet = g_steal_pointer(&vet);
+    upci->user.config_vet = g_steal_pointer(&vet);
     return true;
 }
 
@@ -174,92 +167,122 @@ static bool vfio_user_pci_vet_config(VFIOUserPCIDevice *udev, Error **errp)
  * socket.path and socket.str are properties of their own, folded into
  * the SocketAddress here; the JSON syntax sets "socket" directly.
  */
-static bool vfio_user_pci_socket_from_flat(VFIOUserPCIDevice *udev,
+static bool vfio_user_pci_socket_from_flat(VFIOUserPCIDevice *upci,
                                            Error **errp)
 {
-    const char *type = udev->flat_type;
+    const char *type = upci->flat_type;
     SocketAddress *addr;
 
-    if (!udev->flat_type && !udev->flat_path && !udev->flat_fd) {
+    if (!upci->flat_type && !upci->flat_path && !upci->flat_fd) {
         return true;
     }
-    if (udev->socket) {
-        error_setg(errp, "vfio-user-pci: give either 'socket' or "
+    if (upci->socket) {
+        error_setg(errp, "give either 'socket' or "
                    "'socket.*', not both");
         return false;
     }
     if (!type) {
-        type = udev->flat_fd ? "fd" : "unix";
+        type = upci->flat_fd ? "fd" : "unix";
     }
     addr = g_new0(SocketAddress, 1);
-    if (!strcmp(type, "unix") && udev->flat_path && !udev->flat_fd) {
+    if (!strcmp(type, "unix") && upci->flat_path && !upci->flat_fd) {
         addr->type = SOCKET_ADDRESS_TYPE_UNIX;
-        addr->u.q_unix.path = g_strdup(udev->flat_path);
-    } else if (!strcmp(type, "fd") && udev->flat_fd && !udev->flat_path) {
+        addr->u.q_unix.path = g_strdup(upci->flat_path);
+    } else if (!strcmp(type, "fd") && upci->flat_fd && !upci->flat_path) {
         addr->type = SOCKET_ADDRESS_TYPE_FD;
-        addr->u.fd.str = g_strdup(udev->flat_fd);
+        addr->u.fd.str = g_strdup(upci->flat_fd);
     } else {
         g_free(addr);
-        error_setg(errp, "vfio-user-pci: use socket.type=unix with "
+        error_setg(errp, "use socket.type=unix with "
                    "socket.path, or socket.type=fd with socket.str");
         return false;
     }
-    udev->socket = addr;
+    upci->socket = addr;
     return true;
+}
+
+/* Check the properties; errors name the device, which they then prefix */
+static bool vfio_user_pci_check_properties(VFIOUserPCIDevice *upci,
+                                           Error **errp)
+{
+    if (!vfio_user_pci_socket_from_flat(upci, errp)) {
+        return false;
+    }
+    if (!upci->socket) {
+        error_setg(errp, "property 'socket' is required");
+        error_append_hint(errp, "Give the vfio-user server's UNIX socket "
+                          "with socket=PATH (or socket.path=PATH), or a "
+                          "connected socket with socket.type=fd,"
+                          "socket.str=FD.\n");
+        return false;
+    }
+    if (!upci->timeout_ms) {
+        /* 0 would give every message a deadline that has already passed */
+        error_setg(errp, "x-msg-timeout must be at least 1 ms");
+        return false;
+    }
+    if (upci->poll_max_ns > VFIO_USER_MAX_POLL_MAX_NS) {
+        error_setg(errp, "x-poll-max-ns must be at most %u ns",
+                   VFIO_USER_MAX_POLL_MAX_NS);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * What names the device in every message, and in hw/vfio's own: the
+ * device and its socket, so that no message needs to add either.
+ */
+static char *vfio_user_pci_name(const char *devname, SocketAddress *addr)
+{
+    if (addr->type == SOCKET_ADDRESS_TYPE_FD) {
+        return g_strdup_printf("%s (socket fd %s)", devname, addr->u.fd.str);
+    }
+    return g_strdup_printf("%s (socket %s)", devname, addr->u.q_unix.path);
 }
 
 static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
 {
     ERRP_GUARD();
-    VFIOUserPCIDevice *udev = VFIO_USER_PCI(pdev);
+    VFIOUserPCIDevice *upci = VFIO_USER_PCI(pdev);
     VFIOPCIDevice *vdev = VFIO_PCI(pdev);
     VFIODevice *vbasedev = &vdev->vbasedev;
     const char *id = DEVICE(pdev)->id;
+    g_autofree char *devname = id ? g_strdup_printf("vfio-user-pci '%s'", id)
+                                  : g_strdup("vfio-user-pci");
 
-    if (!vfio_user_pci_socket_from_flat(udev, errp)) {
-        return;
-    }
-    if (!udev->socket) {
-        error_setg(errp, "vfio-user-pci: property 'socket' is required "
-                   "(socket.path=PATH)");
-        return;
-    }
-    if (!udev->timeout_ms) {
-        /* 0 would give every message a deadline that has already passed */
-        error_setg(errp, "vfio-user-pci: x-msg-timeout must be at least "
-                   "1 ms");
-        return;
-    }
-    if (udev->poll_max_ns > VFIO_USER_MAX_POLL_MAX_NS) {
-        error_setg(errp, "vfio-user-pci: x-poll-max-ns must be at most "
-                   "%u ns", VFIO_USER_MAX_POLL_MAX_NS);
+    if (!vfio_user_pci_check_properties(upci, errp)) {
+        error_prepend(errp, "%s: ", devname);
         return;
     }
 
     /* vfio-pci-base's instance_init did vfio_device_init(). */
-    vbasedev->name = id ? g_strdup_printf("vfio-user-pci '%s'", id) :
-                          g_strdup("vfio-user-pci");
-    vbasedev->io_ops = &vfio_user_device_io_ops;
-    udev->udev.secure_dma = udev->secure_dma;
+    vbasedev->name = vfio_user_pci_name(devname, upci->socket);
+    vfio_user_device_attach_io(vbasedev, &upci->user);
+    upci->user.secure_dma = upci->secure_dma;
 
-    udev->udev.proxy = vfio_user_connect(udev->socket, vbasedev->name,
-                                         udev->timeout_ms,
+    upci->user.proxy = vfio_user_connect(upci->socket, vbasedev->name,
+                                         upci->timeout_ms,
                                          &DEVICE(pdev)->mem_reentrancy_guard,
                                          errp);
-    if (!udev->udev.proxy) {
-        goto error;
+    if (!upci->user.proxy) {
+        /* The error names the socket already */
+        error_prepend(errp, "%s: ", devname);
+        error_append_hint(errp, "Is the vfio-user server running, and "
+                          "listening on that socket?\n");
+        return;
     }
-    vfio_user_set_poll_max_ns(udev->udev.proxy, udev->poll_max_ns);
-    vfio_user_set_death_notifier(udev->udev.proxy,
-                                 vfio_user_pci_server_died, udev);
-    if (!vfio_user_negotiate(udev->udev.proxy, errp)) {
+    vfio_user_set_poll_max_ns(upci->user.proxy, upci->poll_max_ns);
+    vfio_user_set_death_notifier(upci->user.proxy,
+                                 vfio_user_pci_server_died, upci);
+    if (!vfio_user_negotiate(upci->user.proxy, errp)) {
         goto error;
     }
 
-    error_setg(&udev->migration_blocker,
+    error_setg(&upci->migration_blocker,
                "%s: migration of vfio-user devices is not supported",
-               vfio_user_name(udev->udev.proxy));
-    if (migrate_add_blocker(&udev->migration_blocker, errp) < 0) {
+               vbasedev->name);
+    if (migrate_add_blocker(&upci->migration_blocker, errp) < 0) {
         goto error;
     }
 
@@ -269,8 +292,13 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
                                           errp)) {
         goto error;
     }
-    if (!vfio_pci_populate_device(vdev, errp) ||
-        !vfio_user_pci_vet_config(udev, errp)) {
+    if (!vfio_pci_populate_device(vdev, errp)) {
+        goto error;
+    }
+    if (!vfio_user_pci_vet_config(upci, errp)) {
+        error_append_hint(errp, "QEMU does not trust the server's "
+                          "description of the device; docs/system/devices/"
+                          "vfio-user.rst lists what it checks.\n");
         goto error;
     }
     /*
@@ -278,7 +306,7 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
      * a later read still sees them.  Config space writes never are.
      */
     for (int i = 0; i < PCI_ROM_SLOT; i++) {
-        vdev->bars[i].region.post_wr = udev->post_writes;
+        vdev->bars[i].region.post_wr = upci->post_writes;
     }
     if (!vfio_pci_config_setup(vdev, errp)) {
         goto error;
@@ -290,52 +318,51 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
     return;
 
 error:
-    error_prepend(errp, "%s: ", udev->udev.proxy ?
-                  vfio_user_name(udev->udev.proxy) : vbasedev->name);
+    error_prepend(errp, "%s: ", vbasedev->name);
 }
 
 static void vfio_user_pci_exit(PCIDevice *pdev)
 {
     VFIOPCIDevice *vdev = VFIO_PCI(pdev);
-    VFIOUserPCIDevice *udev = VFIO_USER_PCI(pdev);
+    VFIOUserPCIDevice *upci = VFIO_USER_PCI(pdev);
 
     /*
      * The connection lives until finalize; a death from now on must not
      * reach the interrupts and BARs that vfio_pci_device_exit() frees.
      */
-    vfio_user_set_death_notifier(udev->udev.proxy, NULL, NULL);
+    vfio_user_set_death_notifier(upci->user.proxy, NULL, NULL);
     vfio_pci_device_exit(vdev);
 }
 
 static void vfio_user_pci_finalize(Object *obj)
 {
-    VFIOUserPCIDevice *udev = VFIO_USER_PCI(obj);
-    VFIODevice *vbasedev = &udev->parent_obj.vbasedev;
+    VFIOUserPCIDevice *upci = VFIO_USER_PCI(obj);
+    VFIODevice *vbasedev = &upci->parent_obj.vbasedev;
 
     /* The base class's finalize has put the device: unmapped, detached. */
     vfio_user_container_detach(vbasedev);
-    vfio_user_disconnect(udev->udev.proxy);
-    udev->udev.proxy = NULL;
-    vfio_user_device_close_fds(&udev->udev);
-    g_free(udev->udev.config_vet);
-    udev->udev.config_vet = NULL;
-    migrate_del_blocker(&udev->migration_blocker);
-    qapi_free_SocketAddress(udev->socket);
+    vfio_user_disconnect(upci->user.proxy);
+    upci->user.proxy = NULL;
+    vfio_user_device_close_fds(&upci->user);
+    g_free(upci->user.config_vet);
+    upci->user.config_vet = NULL;
+    migrate_del_blocker(&upci->migration_blocker);
+    qapi_free_SocketAddress(upci->socket);
 }
 
 static void vfio_user_pci_reset(DeviceState *dev)
 {
     VFIOPCIDevice *vdev = VFIO_PCI(dev);
     VFIODevice *vbasedev = &vdev->vbasedev;
-    VFIOUserPCIDevice *udev = VFIO_USER_PCI(dev);
+    VFIOUserPCIDevice *upci = VFIO_USER_PCI(dev);
 
     /* A failed device stays failed: nothing to reset, nothing to ask. */
-    if (!udev->udev.proxy || vfio_user_is_dead(udev->udev.proxy)) {
+    if (!upci->user.proxy || vfio_user_is_dead(upci->user.proxy)) {
         return;
     }
     vfio_pci_pre_reset(vdev);
     if (vbasedev->reset_works && vbasedev->io_ops->device_reset(vbasedev)) {
-        warn_report("%s: device reset failed", vbasedev->name);
+        warn_report("vfio-user: %s: device reset failed", vbasedev->name);
     }
     vfio_pci_post_reset(vdev);
 }
@@ -344,34 +371,57 @@ static void vfio_user_pci_get_socket(Object *obj, Visitor *v,
                                      const char *name, void *opaque,
                                      Error **errp)
 {
-    VFIOUserPCIDevice *udev = VFIO_USER_PCI(obj);
+    VFIOUserPCIDevice *upci = VFIO_USER_PCI(obj);
 
-    visit_type_SocketAddress(v, name, &udev->socket, errp);
+    visit_type_SocketAddress(v, name, &upci->socket, errp);
 }
 
 static void vfio_user_pci_set_socket(Object *obj, Visitor *v,
                                      const char *name, void *opaque,
                                      Error **errp)
 {
-    VFIOUserPCIDevice *udev = VFIO_USER_PCI(obj);
+    VFIOUserPCIDevice *upci = VFIO_USER_PCI(obj);
+    g_autofree GenericAlternate *alt = NULL;
     SocketAddress *addr = NULL;
+    char *path = NULL;
 
     if (DEVICE(obj)->realized) {
         error_setg(errp, "cannot change the socket of a realized device");
         return;
     }
-    if (!visit_type_SocketAddress(v, name, &addr, errp)) {
+    /*
+     * A path, as people write it on the command line (socket=PATH), or
+     * a SocketAddress object (JSON, and socket.type=... via
+     * vfio_user_pci_socket_from_flat()).
+     */
+    if (!visit_start_alternate(v, name, &alt, sizeof(*alt), errp)) {
+        return;
+    }
+    if (alt->type == QTYPE_QSTRING) {
+        if (visit_type_str(v, name, &path, errp)) {
+            addr = g_new0(SocketAddress, 1);
+            addr->type = SOCKET_ADDRESS_TYPE_UNIX;
+            addr->u.q_unix.path = path;
+        }
+    } else if (alt->type == QTYPE_QDICT) {
+        visit_type_SocketAddress(v, name, &addr, errp);
+    } else {
+        error_setg(errp, "'%s' must be a socket path or a SocketAddress "
+                   "object", name);
+    }
+    visit_end_alternate(v, (void **)&alt);
+    if (!addr) {
         return;
     }
     if (addr->type != SOCKET_ADDRESS_TYPE_UNIX &&
         addr->type != SOCKET_ADDRESS_TYPE_FD) {
-        error_setg(errp, "vfio-user-pci: socket must be a UNIX socket "
-                   "(type=unix) or a connected socket fd (type=fd)");
+        error_setg(errp, "'%s' must be a UNIX socket (type=unix) or a "
+                   "connected socket fd (type=fd)", name);
         qapi_free_SocketAddress(addr);
         return;
     }
-    qapi_free_SocketAddress(udev->socket);
-    udev->socket = addr;
+    qapi_free_SocketAddress(upci->socket);
+    upci->socket = addr;
 }
 
 static const Property vfio_user_pci_properties[] = {
@@ -380,14 +430,14 @@ static const Property vfio_user_pci_properties[] = {
     DEFINE_PROP_STRING("socket.str", VFIOUserPCIDevice, flat_fd),
     DEFINE_PROP_UINT32("x-msg-timeout", VFIOUserPCIDevice, timeout_ms,
                        VFIO_USER_DEFAULT_TIMEOUT_MS),
+    DEFINE_PROP_UINT32("x-poll-max-ns", VFIOUserPCIDevice, poll_max_ns,
+                       VFIO_USER_DEFAULT_POLL_MAX_NS),
     /*
      * Off by default: libvfio-user servers (SPDK, QEMU's own) read the
      * next message as the reply to their DMA_READ/WRITE, so a request
      * pipelined behind a posted write that triggers DMA by message
      * breaks their stream, although the spec allows it.
      */
-    DEFINE_PROP_UINT32("x-poll-max-ns", VFIOUserPCIDevice, poll_max_ns,
-                       VFIO_USER_DEFAULT_POLL_MAX_NS),
     DEFINE_PROP_BOOL("x-post-writes", VFIOUserPCIDevice, post_writes, false),
     DEFINE_PROP_BOOL("secure-dma", VFIOUserPCIDevice, secure_dma, false),
 };
@@ -399,13 +449,13 @@ static void vfio_user_pci_class_init(ObjectClass *klass, void *data)
 
     device_class_set_legacy_reset(dc, vfio_user_pci_reset);
     device_class_set_props(dc, vfio_user_pci_properties);
-    object_class_property_add(klass, "socket", "SocketAddress",
+    object_class_property_add(klass, "socket", "str or SocketAddress",
                               vfio_user_pci_get_socket,
                               vfio_user_pci_set_socket, NULL, NULL);
     object_class_property_set_description(klass, "socket",
-        "the vfio-user server's UNIX socket (socket.type=unix,"
-        "socket.path=PATH) or a connected socket (socket.type=fd,"
-        "socket.str=FD)");
+        "the vfio-user server's UNIX socket (socket=PATH, or "
+        "socket.type=unix,socket.path=PATH) or a connected socket "
+        "(socket.type=fd,socket.str=FD)");
     object_class_property_set_description(klass, "secure-dma",
         "never give the server a guest memory fd: it must ask for every "
         "access with DMA_READ/DMA_WRITE, which the client checks");

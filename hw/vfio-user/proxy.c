@@ -25,7 +25,7 @@
  * first waiter takes the socket out and the last one puts it back
  * (level-triggered: what is left unread wakes it then).  Before a waiter
  * sleeps it busy-polls the socket for a window that adapts to how soon
- * data comes (proxy_adapt_poll()): being woken up costs more than the
+ * data comes (poll-window.c): being woken up costs more than the
  * rest of a BAR read.
  *
  * A reader reads through a small receive buffer: one recvmsg() brings a
@@ -80,10 +80,8 @@
 #include "qemu/rcu.h"
 #include "qemu/timer.h"
 #include "qemu/units.h"
-#include "qobject/qdict.h"
-#include "qobject/qjson.h"
-#include "qobject/qnum.h"
 #include "io/channel-socket.h"
+#include "hw/vfio-user/poll-window.h"
 #include "hw/vfio-user/proxy.h"
 #include "trace.h"
 
@@ -93,10 +91,6 @@
  * max_data_xfer_size) is read to its end and refused with E2BIG.
  */
 #define VFIO_USER_MAX_RECV_MSG  VFIO_USER_MAX_MSG
-#define VFIO_USER_VERSION_MAX   4096
-
-/* Where a busy-poll window starts growing from (see proxy_adapt_poll()) */
-#define VFIO_USER_POLL_START_NS 4000
 
 /* Holds a header and a page of payload: a 4 KiB DMA_WRITE in one read. */
 #define VFIO_USER_RBUF_SIZE     (8 * KiB)
@@ -111,14 +105,34 @@ typedef struct VFIOUserPending {
     QTAILQ_ENTRY(VFIOUserPending) next;
 } VFIOUserPending;
 
+/*
+ * Who owns each field.  These are the invariants the narrative at the top
+ * relies on; every field is in exactly one group.
+ *
+ * Locks: proxy->lock is a leaf (nothing else is taken while it is held,
+ * and it is never held across socket I/O, a handler, or a wait other
+ * than on its own conditions); the DMA table's lock (dma.c) is a leaf
+ * too, and the two are never held together.
+ */
 struct VFIOUserProxy {
+    /* Set by vfio_user_connect(), read-only after it, any thread */
     char *name;
     QIOChannelSocket *sioc;
     QIOChannel *ioc;
     int fd;
     int epfd;           /* the receive thread's watch on fd */
     uint32_t timeout_ms;
+    QemuThread recv_thread;
+    bool recv_running;
 
+    /*
+     * Set before the first request other than VERSION (by
+     * vfio_user_negotiate(); and poll.max_ns, x-poll-max-ns), by the
+     * thread that realizes the device, read-only after it
+     */
+    VFIOUserPeerCaps caps;
+
+    /* Under lock */
     QemuMutex lock;
     QemuCond cond;      /* a request done, the read token free, death */
     bool sending;       /* the send token: a thread is writing a message */
@@ -126,16 +140,24 @@ struct VFIOUserProxy {
     QemuCond send_cond; /* the send token free, death */
     bool reading;       /* the read token: a thread is reading a message */
     unsigned waiting;   /* threads waiting for a reply: they read */
-    QTAILQ_HEAD(, VFIOUserPending) pending;
+    QTAILQ_HEAD(, VFIOUserPending) pending;     /* and each entry's state */
     uint16_t next_id;
+    /* false -> true once, under lock; qatomic_read() without it */
     bool dead;
-    char *death_reason;
+    char *death_reason; /* set with dead, freed at disconnect */
+    VFIOUserRequestHandler handler;
+    void *handler_opaque;
+    bool handler_busy;  /* a reader is running the handler */
+    QemuCond handler_idle;
 
-    /* The read token holder's: when it must be done reading */
+    /*
+     * The read token holder's (reading == true), without the lock: when
+     * it must be done, the receive buffer (see proxy_fill()), fds read
+     * but not yet claimed, the busy-poll window, and the reply buffer of
+     * a pending entry it marked busy
+     */
     int64_t read_limit;         /* its own deadline, INT64_MAX: none */
     int64_t rx_deadline;        /* the message being read must be in */
-
-    /* The receive buffer, the token holder's (see proxy_fill()). */
     uint8_t *rbuf;
     size_t rbuf_head;   /* next byte to hand out */
     size_t rbuf_tail;   /* end of what was read */
@@ -143,24 +165,17 @@ struct VFIOUserProxy {
     int *rx_fds;        /* fds of a read, not yet claimed by a message */
     size_t rx_nfds;
     uint64_t rx_fds_at; /* stream offset of that read's last byte */
+    VFIOUserPollWindow poll;
 
-    /* Busy-polling before a waiter sleeps, the token holder's */
-    uint32_t poll_max_ns;
-    uint32_t poll_ns;   /* the current window, 0 to poll_max_ns */
-
-    QemuThread recv_thread;
-    bool recv_running;
-    VFIOUserRequestHandler handler;     /* under lock */
-    void *handler_opaque;
-    bool handler_busy;                  /* handler running, under lock */
-    QemuCond handler_idle;
-
+    /*
+     * The send token holder's (sending == true): the write side of fd.
+     * The main loop's: the death report, and who it goes to (set at
+     * realize and exit, when no death_bh can run)
+     */
     QEMUBH *death_bh;
     bool death_reported;                /* death_bh ran */
     void (*death_notify)(void *opaque, const char *reason);
     void *death_opaque;
-
-    VFIOUserPeerCaps caps;
 };
 
 static int64_t now_ms(void)
@@ -209,46 +224,18 @@ static bool proxy_mark_dead(VFIOUserProxy *proxy, char *reason, int err)
     return first;
 }
 
-/* The connection failed: mark it dead and tell the device. */
-static void G_GNUC_PRINTF(3, 0)
-proxy_vkill(VFIOUserProxy *proxy, int err, const char *fmt, va_list ap)
+void vfio_user_kill(VFIOUserProxy *proxy, int err, const char *fmt, ...)
 {
-    char *reason = g_strdup_vprintf(fmt, ap);
+    va_list ap;
+    char *reason;
 
+    va_start(ap, fmt);
+    reason = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
     trace_vfio_user_connection_dead(proxy->name, reason);
     if (proxy_mark_dead(proxy, reason, err)) {
         qemu_bh_schedule(proxy->death_bh);
     }
-}
-
-static void G_GNUC_PRINTF(2, 3)
-proxy_kill(VFIOUserProxy *proxy, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    proxy_vkill(proxy, ECONNRESET, fmt, ap);
-    va_end(ap);
-}
-
-/* The server stopped in the middle of a message: requests time out. */
-static void G_GNUC_PRINTF(2, 3)
-proxy_kill_stalled(VFIOUserProxy *proxy, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    proxy_vkill(proxy, ETIMEDOUT, fmt, ap);
-    va_end(ap);
-}
-
-void vfio_user_abort(VFIOUserProxy *proxy, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    proxy_vkill(proxy, ECONNRESET, fmt, ap);
-    va_end(ap);
 }
 
 static void proxy_report_death(VFIOUserProxy *proxy)
@@ -323,15 +310,16 @@ static int proxy_write(VFIOUserProxy *proxy, const struct iovec *iov_in,
 
         if (n == QIO_CHANNEL_ERR_BLOCK) {
             if (!proxy_wait_until(proxy, POLLOUT, deadline)) {
-                proxy_kill_stalled(proxy, "the server did not read a "
-                                   "message of %zu bytes within %u ms",
-                                   size, proxy->timeout_ms);
+                vfio_user_kill(proxy, ETIMEDOUT, "the server did not read "
+                               "a message of %zu bytes within %u ms",
+                               size, proxy->timeout_ms);
                 return -ETIMEDOUT;
             }
             continue;
         }
         if (n < 0) {
-            proxy_kill(proxy, "send failed: %s", error_get_pretty(err));
+            vfio_user_kill(proxy, ECONNRESET, "send failed: %s",
+                           error_get_pretty(err));
             error_free(err);
             return -ECONNRESET;
         }
@@ -394,10 +382,10 @@ static int proxy_send(VFIOUserProxy *proxy, VFIOUserHdr *hdr,
     ret = proxy_take_send_token(proxy, deadline);
     qemu_mutex_unlock(&proxy->lock);
     if (ret == -ETIMEDOUT) {
-        proxy_kill_stalled(proxy, "message id %u (command %u) could not "
-                           "be sent within %u ms: the server reads "
-                           "another message too slowly", hdr->id,
-                           hdr->command, proxy->timeout_ms);
+        vfio_user_kill(proxy, ETIMEDOUT, "message id %u (command %u) could "
+                       "not be sent within %u ms: the server reads "
+                       "another message too slowly", hdr->id,
+                       hdr->command, proxy->timeout_ms);
     }
     if (ret < 0) {
         return ret;
@@ -764,20 +752,20 @@ static bool proxy_read_message(VFIOUserProxy *proxy)
     }
     if (ret < 0) {
         if (ret == -ETIMEDOUT) {
-            proxy_kill_stalled(proxy, "the server did not send a whole "
-                               "message header within %u ms",
-                               proxy->timeout_ms);
+            vfio_user_kill(proxy, ETIMEDOUT, "the server did not send a "
+                           "whole message header within %u ms",
+                           proxy->timeout_ms);
         } else {
-            proxy_kill(proxy, "%s", ret == -ECONNRESET ?
+            vfio_user_kill(proxy, ECONNRESET, "%s", ret == -ECONNRESET ?
                        "the server closed the connection" :
                        "socket read error");
         }
         return false;
     }
     if (hdr.size < sizeof(hdr) || hdr.size > VFIO_USER_MAX_RECV_MSG) {
-        proxy_kill(proxy, "message id %u (command %u) has size %u, "
-                   "outside [%zu, %zu]", hdr.id, hdr.command, hdr.size,
-                   sizeof(hdr), (size_t)VFIO_USER_MAX_RECV_MSG);
+        vfio_user_kill(proxy, ECONNRESET, "message id %u (command %u) has "
+                       "size %u, outside [%zu, %zu]", hdr.id, hdr.command,
+                       hdr.size, sizeof(hdr), (size_t)VFIO_USER_MAX_RECV_MSG);
         return false;
     }
     payload = hdr.size - sizeof(hdr);
@@ -802,88 +790,14 @@ static bool proxy_read_message(VFIOUserProxy *proxy)
         break;
     }
     if (!ok && now_ms() >= proxy->rx_deadline) {
-        proxy_kill_stalled(proxy, "message id %u (command %u, %u bytes) "
-                           "was not through within %u ms", hdr.id,
-                           hdr.command, hdr.size, proxy->timeout_ms);
+        vfio_user_kill(proxy, ETIMEDOUT, "message id %u (command %u, %u "
+                       "bytes) was not through within %u ms", hdr.id,
+                       hdr.command, hdr.size, proxy->timeout_ms);
     } else if (!ok) {
-        proxy_kill(proxy, "receive failed in message id %u (command %u)",
-                   hdr.id, hdr.command);
+        vfio_user_kill(proxy, ECONNRESET, "receive failed in message id %u "
+                       "(command %u)", hdr.id, hdr.command);
     }
     return ok;
-}
-
-/* Wait up to @timeout_ms for data; true when there is. */
-static bool proxy_poll(VFIOUserProxy *proxy, int timeout_ms)
-{
-    struct pollfd pfd = { .fd = proxy->fd, .events = POLLIN };
-    int n;
-
-    do {
-        n = poll(&pfd, 1, timeout_ms);
-    } while (n < 0 && errno == EINTR);
-    /* An error or a hang-up is found by the read that follows. */
-    return n != 0;
-}
-
-/*
- * Busy-wait for data, from @start for the current window.  A reader that
- * sleeps pays for being woken up (on a busy host, or in a VM, that is
- * most of what a BAR read costs beyond the server's own work); one that
- * is still running when the reply comes does not.  True when data came.
- */
-static bool proxy_busy_poll(VFIOUserProxy *proxy, int64_t start)
-{
-    struct pollfd pfd = { .fd = proxy->fd, .events = POLLIN };
-    int64_t end = start + proxy->poll_ns;
-
-    do {
-        /* An error or a hang-up is found by the read that follows. */
-        if (poll(&pfd, 1, 0) != 0) {
-            return true;
-        }
-    } while (get_clock() < end);
-    return false;
-}
-
-/*
- * Data came @waited ns after the busy-poll began, past its window: widen
- * the window while data comes within poll_max_ns of the start, close it
- * when it comes later (a slow server, or one with nothing to say), where
- * polling would only burn the CPU.
- */
-static void proxy_adapt_poll(VFIOUserProxy *proxy, int64_t waited)
-{
-    uint32_t old = proxy->poll_ns;
-
-    if (waited > proxy->poll_max_ns) {
-        proxy->poll_ns = 0;
-    } else {
-        proxy->poll_ns = MIN(MAX((uint64_t)old * 2, VFIO_USER_POLL_START_NS),
-                             proxy->poll_max_ns);
-    }
-    if (proxy->poll_ns != old) {
-        trace_vfio_user_poll_window(proxy->name, waited, proxy->poll_ns);
-    }
-}
-
-/*
- * A waiter's wait for data, up to @timeout_ms in all: busy-poll for the
- * window, then sleep in poll() for the rest, and adapt the window to when
- * the data came.  True when data came.
- */
-static bool proxy_wait_polling(VFIOUserProxy *proxy, int timeout_ms)
-{
-    int64_t start = get_clock();
-    int64_t polled_ms;
-    bool ready;
-
-    if (proxy_busy_poll(proxy, start)) {
-        return true;
-    }
-    polled_ms = (get_clock() - start) / SCALE_MS;
-    ready = proxy_poll(proxy, MAX(timeout_ms - polled_ms, 0));
-    proxy_adapt_poll(proxy, get_clock() - start);
-    return ready;
 }
 
 /*
@@ -904,13 +818,9 @@ static bool proxy_read_with_token(VFIOUserProxy *proxy, int timeout_ms,
     proxy->reading = true;
     proxy->read_limit = deadline;
     qemu_mutex_unlock(&proxy->lock);
-    if (proxy_message_buffered(proxy)) {
-        ready = true;
-    } else if (timeout_ms > 0 && proxy->poll_max_ns) {
-        ready = proxy_wait_polling(proxy, timeout_ms);
-    } else {
-        ready = proxy_poll(proxy, timeout_ms);
-    }
+    ready = proxy_message_buffered(proxy) ||
+            vfio_user_poll_window_wait(&proxy->poll, proxy->fd, timeout_ms,
+                                       proxy->name);
     if (ready) {
         do {
             ok = proxy_read_message(proxy);
@@ -949,7 +859,8 @@ static void *proxy_recv_thread(void *opaque)
         struct epoll_event ev;
 
         if (epoll_wait(proxy->epfd, &ev, 1, -1) < 0 && errno != EINTR) {
-            proxy_kill(proxy, "epoll_wait failed: %s", strerror(errno));
+            vfio_user_kill(proxy, ECONNRESET, "epoll_wait failed: %s",
+                           strerror(errno));
             break;
         }
         qemu_mutex_lock(&proxy->lock);
@@ -1024,8 +935,8 @@ int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
              * lets go of it.  Kill the connection to make it.
              */
             qemu_mutex_unlock(&proxy->lock);
-            proxy_kill(proxy, "the server stalled in the middle of the "
-                       "reply to message id %u", p.id);
+            vfio_user_kill(proxy, ECONNRESET, "the server stalled in the "
+                           "middle of the reply to message id %u", p.id);
             qemu_mutex_lock(&proxy->lock);
             while (!p.done) {
                 qemu_cond_wait(&proxy->cond, &proxy->lock);
@@ -1070,7 +981,7 @@ int vfio_user_post(VFIOUserProxy *proxy, uint16_t cmd,
                       now_ms() + proxy->timeout_ms);
 }
 
-VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *devname,
+VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *name,
                                  uint32_t timeout_ms,
                                  MemReentrancyGuard *guard, Error **errp)
 {
@@ -1090,8 +1001,7 @@ VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *devname,
     }
 
     if (qio_channel_socket_connect_sync(sioc, addr, errp) < 0) {
-        error_prepend(errp, "cannot connect to '%s': ", where);
-        return NULL;
+        return NULL;            /* the error names the socket */
     }
     if (!qio_channel_has_feature(QIO_CHANNEL(sioc),
                                  QIO_CHANNEL_FEATURE_FD_PASS)) {
@@ -1125,7 +1035,7 @@ VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *devname,
     proxy = g_new0(VFIOUserProxy, 1);
     proxy->rbuf = g_malloc(VFIO_USER_RBUF_SIZE);
     proxy->epfd = epfd;
-    proxy->name = g_strdup_printf("%s (socket %s)", devname, where);
+    proxy->name = g_strdup(name);
     proxy->sioc = g_steal_pointer(&sioc);
     proxy->ioc = QIO_CHANNEL(proxy->sioc);
     proxy->fd = proxy->sioc->fd;
@@ -1181,6 +1091,13 @@ const VFIOUserPeerCaps *vfio_user_peer_caps(VFIOUserProxy *proxy)
     return &proxy->caps;
 }
 
+void vfio_user_set_peer_caps(VFIOUserProxy *proxy,
+                             const VFIOUserPeerCaps *caps)
+{
+    /* Before any other request: nothing reads them concurrently yet. */
+    proxy->caps = *caps;
+}
+
 const char *vfio_user_name(VFIOUserProxy *proxy)
 {
     return proxy->name;
@@ -1189,8 +1106,7 @@ const char *vfio_user_name(VFIOUserProxy *proxy)
 void vfio_user_set_poll_max_ns(VFIOUserProxy *proxy, uint32_t ns)
 {
     /* Only waiters use the window, and there are none yet. */
-    proxy->poll_max_ns = ns;
-    proxy->poll_ns = 0;
+    vfio_user_poll_window_init(&proxy->poll, ns);
 }
 
 bool vfio_user_is_dead(VFIOUserProxy *proxy)
@@ -1201,146 +1117,6 @@ bool vfio_user_is_dead(VFIOUserProxy *proxy)
 uint32_t vfio_user_timeout_ms(VFIOUserProxy *proxy)
 {
     return proxy->timeout_ms;
-}
-
-/* Read an integer capability and check it lies in [min, max]. */
-static bool caps_get_uint(QDict *caps, const char *key, uint64_t min,
-                          uint64_t max, uint64_t *val, Error **errp)
-{
-    QObject *obj = qdict_get(caps, key);
-    QNum *num;
-
-    if (!obj) {
-        return true;            /* absent: keep the spec's default */
-    }
-    num = qobject_to(QNum, obj);
-    if (!num || !qnum_get_try_uint(num, val) || *val < min || *val > max) {
-        error_setg(errp, "capability %s must be an integer in [%" PRIu64
-                   ", %" PRIu64 "]", key, min, max);
-        return false;
-    }
-    return true;
-}
-
-static bool proxy_parse_caps(VFIOUserProxy *proxy, const char *json,
-                             Error **errp)
-{
-    g_autoptr(QDict) top = NULL;
-    QObject *obj, *cobj;
-    QDict *caps;
-    uint64_t v;
-
-    obj = qobject_from_json(json, errp);
-    if (!obj) {
-        return false;
-    }
-    top = qobject_to(QDict, obj);
-    if (!top) {
-        qobject_unref(obj);
-        error_setg(errp, "version data is not a JSON object");
-        return false;
-    }
-    cobj = qdict_get(top, "capabilities");
-    if (!cobj) {
-        return true;
-    }
-    caps = qobject_to(QDict, cobj);
-    if (!caps) {
-        error_setg(errp, "'capabilities' is not a JSON object");
-        return false;
-    }
-
-    v = proxy->caps.max_msg_fds;
-    if (!caps_get_uint(caps, "max_msg_fds", 1, VFIO_USER_MAX_MAX_FDS,
-                       &v, errp)) {
-        return false;
-    }
-    /* A server may take more than one sendmsg() of ours carries. */
-    proxy->caps.max_msg_fds = MIN(v, VFIO_USER_CLIENT_SEND_FDS);
-
-    v = proxy->caps.max_data_xfer_size;
-    if (!caps_get_uint(caps, "max_data_xfer_size", sizeof(uint64_t),
-                       VFIO_USER_MAX_MAX_XFER, &v, errp)) {
-        return false;
-    }
-    proxy->caps.max_data_xfer_size = v;
-
-    v = proxy->caps.pgsizes;
-    if (!caps_get_uint(caps, "pgsizes", 1, UINT64_MAX, &v, errp)) {
-        return false;
-    }
-    if (!(v & qemu_real_host_page_size())) {
-        error_setg(errp, "capability pgsizes 0x%" PRIx64 " does not "
-                   "include the host page size", v);
-        return false;
-    }
-    proxy->caps.pgsizes = v;
-
-    v = proxy->caps.max_dma_maps;
-    if (!caps_get_uint(caps, "max_dma_maps", 1, UINT32_MAX, &v, errp)) {
-        return false;
-    }
-    proxy->caps.max_dma_maps = v;
-    return true;
-}
-
-bool vfio_user_negotiate(VFIOUserProxy *proxy, Error **errp)
-{
-    g_autofree char *json = g_strdup_printf(
-        "{\"capabilities\":{\"max_msg_fds\":%d,"
-        "\"max_data_xfer_size\":%" PRIu64 "}}",
-        VFIO_USER_CLIENT_MAX_FDS, (uint64_t)VFIO_USER_CLIENT_MAX_XFER);
-    VFIOUserVersion ver = {
-        .major = VFIO_USER_MAJOR_VER,
-        .minor = VFIO_USER_MINOR_VER,
-    };
-    struct iovec iov[2] = {
-        { .iov_base = &ver, .iov_len = sizeof(ver) },
-        { .iov_base = json, .iov_len = strlen(json) + 1 },
-    };
-    g_autofree char *buf = g_malloc0(VFIO_USER_VERSION_MAX + 1);
-    VFIOUserReply reply = { .buf = buf, .max = VFIO_USER_VERSION_MAX };
-    VFIOUserVersion *rver = (VFIOUserVersion *)buf;
-    const char *data = buf + sizeof(*rver);
-    size_t datalen;
-    int ret;
-
-    ret = vfio_user_request(proxy, VFIO_USER_VERSION, iov, 2, NULL, 0,
-                            &reply);
-    if (ret < 0) {
-        error_setg_errno(errp, -ret, "version negotiation failed");
-        return false;
-    }
-    if (reply.len < sizeof(*rver) || reply.len > VFIO_USER_VERSION_MAX) {
-        error_setg(errp, "VERSION reply of %zu bytes", reply.len);
-        return false;
-    }
-    if (rver->major != VFIO_USER_MAJOR_VER ||
-        rver->minor > VFIO_USER_MINOR_VER) {
-        error_setg(errp, "server answered version %u.%u to our %u.%u",
-                   rver->major, rver->minor,
-                   VFIO_USER_MAJOR_VER, VFIO_USER_MINOR_VER);
-        return false;
-    }
-
-    datalen = reply.len - sizeof(*rver);
-    if (datalen > 0) {
-        Error *err = NULL;
-
-        if (!memchr(data, '\0', datalen)) {
-            error_setg(errp, "VERSION data is not NUL-terminated");
-            return false;
-        }
-        if (!proxy_parse_caps(proxy, data, &err)) {
-            error_propagate_prepend(errp, err, "bad VERSION reply: ");
-            return false;
-        }
-    }
-    trace_vfio_user_version(proxy->name, rver->major, rver->minor,
-                            proxy->caps.max_msg_fds,
-                            proxy->caps.max_data_xfer_size,
-                            proxy->caps.pgsizes, proxy->caps.max_dma_maps);
-    return true;
 }
 
 void vfio_user_disconnect(VFIOUserProxy *proxy)

@@ -65,11 +65,12 @@ typedef struct VFIOUserReply {
 } VFIOUserReply;
 
 /*
- * Connect to the server at @addr.  @devname names the device in errors;
+ * Connect to the server at @addr.  @name names the device and its socket
+ * in errors and traces (the caller composes it);
  * @guard is the device's, for the bottom half that reports the death of
  * the connection.
  */
-VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *devname,
+VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *name,
                                  uint32_t timeout_ms,
                                  MemReentrancyGuard *guard, Error **errp);
 void vfio_user_set_request_handler(VFIOUserProxy *proxy,
@@ -80,10 +81,17 @@ void vfio_user_set_death_notifier(VFIOUserProxy *proxy,
                                   void (*notify)(void *opaque,
                                                  const char *reason),
                                   void *opaque);
-bool vfio_user_negotiate(VFIOUserProxy *proxy, Error **errp);
 void vfio_user_disconnect(VFIOUserProxy *proxy);
 
+/*
+ * Exchange VFIO_USER_VERSION (version.c): the first request on a
+ * connection.  Until it succeeds the peer has the spec's defaults.
+ */
+bool vfio_user_negotiate(VFIOUserProxy *proxy, Error **errp);
 const VFIOUserPeerCaps *vfio_user_peer_caps(VFIOUserProxy *proxy);
+/* For vfio_user_negotiate(), before any other request is sent. */
+void vfio_user_set_peer_caps(VFIOUserProxy *proxy,
+                             const VFIOUserPeerCaps *caps);
 const char *vfio_user_name(VFIOUserProxy *proxy);
 /*
  * Let a thread that waits for a reply busy-poll the socket for up to @ns
@@ -93,9 +101,13 @@ void vfio_user_set_poll_max_ns(VFIOUserProxy *proxy, uint32_t ns);
 bool vfio_user_is_dead(VFIOUserProxy *proxy);
 uint32_t vfio_user_timeout_ms(VFIOUserProxy *proxy);
 
-/* Drop a connection that can no longer be trusted; tells the device. */
-void G_GNUC_PRINTF(2, 3) vfio_user_abort(VFIOUserProxy *proxy,
-                                         const char *fmt, ...);
+/*
+ * Drop a connection that can no longer be trusted, saying why: every
+ * pending request fails with -@err (ECONNRESET; ETIMEDOUT for a missed
+ * deadline) and the device is told from the main loop.
+ */
+void G_GNUC_PRINTF(3, 4) vfio_user_kill(VFIOUserProxy *proxy, int err,
+                                        const char *fmt, ...);
 
 /*
  * Send a request made of @iov and wait for its reply.  Returns 0, or a

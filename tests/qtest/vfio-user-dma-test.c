@@ -20,8 +20,8 @@
 #include "vfio-user-server.h"
 #include "vfio-user-fixture.h"
 
-#define SLOT            4
-#define DEVFN           QPCI_DEVFN(SLOT, 0)
+#define SLOT            VU_FIXTURE_SLOT
+#define DEVFN           VU_FIXTURE_DEVFN
 #define RAM_MB          256
 #define RAM_END         ((uint64_t)RAM_MB << 20)
 #define GUEST_SCRATCH   0x500000
@@ -37,8 +37,7 @@
 #define GUARD_SEED      0xa5
 
 /* Guest RAM with an fd, which secure-dma must never hand out. */
-#define MEMFD_RAM "-object memory-backend-memfd,id=mem,size=256M,share=on " \
-                  "-machine memory-backend=mem"
+#define MEMFD_RAM VU_FIXTURE_MEMFD_RAM
 #define SECURE  ",secure-dma=on"
 
 typedef struct TestCtx {
@@ -52,24 +51,13 @@ static void ctx_start_args(TestCtx *c, const char *qemu_args,
                            const char *dev_extra)
 {
     vu_fixture_server(&c->f, "vfio-user-dma-test", NULL);
-    c->f.qts = qtest_initf("%s -device vfio-user-pci,id=vu0,addr=%d.0,"
-                           "socket.type=unix,socket.path=%s%s",
-                           qemu_args, SLOT, c->f.sock,
-                           dev_extra ? dev_extra : "");
-    vu_fixture_find_device(&c->f, DEVFN);
+    vu_fixture_start(&c->f, qemu_args, dev_extra);
 }
 
 /* ... on a pc with memfd RAM */
 static void ctx_start(TestCtx *c, const char *dev_extra)
 {
     ctx_start_args(c, "-machine pc -m 256M " MEMFD_RAM, dev_extra);
-}
-
-static void fill_pattern(uint8_t *buf, size_t len, uint8_t seed)
-{
-    for (size_t i = 0; i < len; i++) {
-        buf[i] = (uint8_t)(i * 7 + seed + (i >> 8));
-    }
 }
 
 /* The DMA_MAP of [start, end), or NULL. */
@@ -94,22 +82,10 @@ static VUTestDMAMapRecord *find_map(GArray *maps, uint64_t start,
 static void check_server_dma_at(TestCtx *c, uint64_t addr, uint64_t gpa,
                                 size_t len)
 {
-    g_autofree uint8_t *out = g_malloc(len);
-    g_autofree uint8_t *in = g_malloc(len);
     VUTestServerStats before, after;
 
     vu_test_server_get_stats(c->f.srv, &before);
-    fill_pattern(out, len, 3);
-    g_assert_cmpint(vu_test_server_dma_write(c->f.srv, addr, out, len), ==, 0);
-    qtest_memread(c->f.qts, gpa, in, len);
-    g_assert_cmpmem(in, len, out, len);
-
-    fill_pattern(out, len, 101);
-    qtest_memwrite(c->f.qts, gpa, out, len);
-    memset(in, 0, len);
-    g_assert_cmpint(vu_test_server_dma_read(c->f.srv, addr, in, len), ==, 0);
-    g_assert_cmpmem(in, len, out, len);
-
+    vu_fixture_server_dma_round_trip(&c->f, addr, gpa, len, 3, 101);
     vu_test_server_get_stats(c->f.srv, &after);
     g_assert_cmpuint(after.dma_bytes_written - before.dma_bytes_written, ==,
                      len);
@@ -131,8 +107,6 @@ static void check_server_dma(TestCtx *c, uint64_t addr, size_t len)
 static void test_secure_both_directions(void)
 {
     const size_t len = VU_TEST_BUF_SIZE;
-    g_autofree uint8_t *out = g_malloc(len);
-    g_autofree uint8_t *in = g_malloc(len);
     g_autoptr(GArray) maps = NULL;
     VUTestServerStats st;
     TestCtx c = { 0 };
@@ -159,19 +133,8 @@ static void test_secure_both_directions(void)
     check_server_dma(&c, RAM_END - 64, 64);
 
     /* The device's own engine, by message too. */
-    fill_pattern(out, len, 21);
-    qtest_memwrite(c.f.qts, GUEST_SCRATCH, out, len);
-    g_assert_cmphex(vu_fixture_run_dma(&c.f, GUEST_SCRATCH, 0, len, 0), ==,
-                    VU_TEST_DMA_STATUS_DONE);
-    vu_test_server_buf_read(c.f.srv, 0, in, len);
-    g_assert_cmpmem(in, len, out, len);
-    fill_pattern(out, len, 22);
-    vu_test_server_buf_write(c.f.srv, 0, out, len);
-    g_assert_cmphex(vu_fixture_run_dma(&c.f, 0, GUEST_TARGET, len,
-                                       VU_TEST_DMA_CMD_TO_GUEST), ==,
-                    VU_TEST_DMA_STATUS_DONE);
-    qtest_memread(c.f.qts, GUEST_TARGET, in, len);
-    g_assert_cmpmem(in, len, out, len);
+    vu_fixture_engine_dma(&c.f, false, GUEST_SCRATCH, 0, len, 21);
+    vu_fixture_engine_dma(&c.f, true, GUEST_TARGET, 0, len, 22);
 
     vu_test_server_get_stats(c.f.srv, &st);
     g_assert_cmpuint(st.dma_bytes_mmap, ==, 0);
@@ -216,7 +179,7 @@ static void check_refused(TestCtx *c, const VUTestDMARequest *req, int err,
     int ret;
 
     if (guard) {
-        fill_pattern(before, GUARD_LEN, GUARD_SEED);
+        vu_fixture_fill_pattern(before, GUARD_LEN, GUARD_SEED);
         qtest_memwrite(c->f.qts, guard, before, GUARD_LEN);
         /* Read back: ROM ignores the write and keeps its contents. */
         qtest_memread(c->f.qts, guard, before, GUARD_LEN);
@@ -504,7 +467,7 @@ static void test_refuse_after_unmap(void)
     g_assert_cmpuint(m->nfds, ==, 0);
     check_server_dma(&c, target, 0x4000);
 
-    fill_pattern(guard, GUARD_LEN, GUARD_SEED);
+    vu_fixture_fill_pattern(guard, GUARD_LEN, GUARD_SEED);
     qtest_memwrite(c.f.qts, target, guard, GUARD_LEN);
     unplug_dimm(&c, "dimm0");
     unmaps = vu_test_server_dma_unmaps(c.f.srv);
@@ -546,7 +509,7 @@ static void test_dma_while_waiting(void)
     ctx_start(&c, SECURE ",x-post-writes=off,x-msg-timeout=5000");
 
     /* Guest to device. */
-    fill_pattern(out, len, 9);
+    vu_fixture_fill_pattern(out, len, 9);
     qtest_memwrite(c.f.qts, GUEST_TARGET, out, len);
     vu_fixture_bar0_writeq(&c.f, VU_TEST_REG_DMA_SRC, GUEST_TARGET);
     vu_fixture_bar0_writeq(&c.f, VU_TEST_REG_DMA_DST, 0);
@@ -562,7 +525,7 @@ static void test_dma_while_waiting(void)
     g_assert_cmpmem(in, len, out, len);
 
     /* Device to guest. */
-    fill_pattern(out, len, 55);
+    vu_fixture_fill_pattern(out, len, 55);
     vu_test_server_buf_write(c.f.srv, 0, out, len);
     vu_fixture_bar0_writeq(&c.f, VU_TEST_REG_DMA_SRC, 0);
     vu_fixture_bar0_writeq(&c.f, VU_TEST_REG_DMA_DST, GUEST_TARGET + 0x10000);
@@ -745,12 +708,12 @@ static void test_viommu(void)
     c.good_gpa = GPA_RW2;
 
     /* The IOVA reaches the page the tables say, both ways. */
-    fill_pattern(buf, sizeof(buf), 11);
+    vu_fixture_fill_pattern(buf, sizeof(buf), 11);
     g_assert_cmpint(vu_test_server_dma_write(c.f.srv, IOVA_RW + 0x80, buf,
                                              sizeof(buf)), ==, 0);
     qtest_memread(c.f.qts, GPA_RW + 0x80, in, sizeof(buf));
     g_assert_cmpmem(in, sizeof(buf), buf, sizeof(buf));
-    fill_pattern(guard, 0x1000, 12);
+    vu_fixture_fill_pattern(guard, 0x1000, 12);
     qtest_memwrite(c.f.qts, GPA_RO, guard, 0x1000);
     g_assert_cmpint(vu_test_server_dma_read(c.f.srv, IOVA_RO, in, 0x1000),
                     ==, 0);
@@ -781,7 +744,7 @@ static void test_viommu(void)
     g_assert(was_unmapped(unmaps, IOVA_RW, 0x1000));
     g_assert_cmpuint(vu_test_server_num_mappings(c.f.srv), ==, 2);
 
-    fill_pattern(guard, 0x1000, 13);
+    vu_fixture_fill_pattern(guard, 0x1000, 13);
     qtest_memwrite(c.f.qts, GPA_RW, guard, 0x1000);
     refuse_write(&c, IOVA_RW, 0x1000, EFAULT, 0);
     refuse_read(&c, IOVA_RW, 0x1000, EFAULT);
@@ -936,11 +899,11 @@ static void check_viommu_unplugged_ram(bool disable_viommu)
     plug_dimm(&c, "dimm1", "hp1", addr);
     hva1 = ramblock_hva(&c, "hp1");
     g_assert_cmpstr(hva1, !=, hva);
-    fill_pattern(guard, 0x1000, GUARD_SEED);
+    vu_fixture_fill_pattern(guard, 0x1000, GUARD_SEED);
     qtest_memwrite(c.f.qts, target, guard, 0x1000);
 
     /* The stale IOVA still works, harmlessly: the old memory. */
-    fill_pattern(out, 0x1000, 31);
+    vu_fixture_fill_pattern(out, 0x1000, 31);
     g_assert_cmpint(vu_test_server_dma_write(c.f.srv, IOVA_DIMM, out,
                                              0x1000), ==, 0);
     qtest_memread(c.f.qts, target, in, 0x1000);

@@ -19,6 +19,22 @@ void vu_fixture_server(VUFixture *f, const char *name,
     g_assert(f->srv);
 }
 
+void vu_fixture_qemu(VUFixture *f, const char *qemu_args,
+                     const char *dev_extra)
+{
+    f->qts = qtest_initf("%s -device vfio-user-pci,id=vu0,addr=%d.0,"
+                         "socket.type=unix,socket.path=%s%s",
+                         qemu_args, VU_FIXTURE_SLOT, f->sock,
+                         dev_extra ? dev_extra : "");
+}
+
+void vu_fixture_start(VUFixture *f, const char *qemu_args,
+                      const char *dev_extra)
+{
+    vu_fixture_qemu(f, qemu_args, dev_extra);
+    vu_fixture_find_device(f, VU_FIXTURE_DEVFN);
+}
+
 void vu_fixture_find_device(VUFixture *f, int devfn)
 {
     if (!f->bus) {
@@ -76,6 +92,54 @@ uint32_t vu_fixture_run_dma(VUFixture *f, uint64_t src, uint64_t dst,
                            VU_TEST_DMA_CMD_START | cmd);
     /* The server DMAs before answering; a read is ordered after it. */
     return vu_fixture_bar0_readl(f, VU_TEST_REG_DMA_STATUS);
+}
+
+void vu_fixture_fill_pattern(uint8_t *buf, size_t len, uint8_t seed)
+{
+    for (size_t i = 0; i < len; i++) {
+        buf[i] = (uint8_t)(i * 7 + seed + (i >> 8));
+    }
+}
+
+void vu_fixture_engine_dma(VUFixture *f, bool to_guest, uint64_t gpa,
+                           unsigned buf_off, size_t len, uint8_t seed)
+{
+    g_autofree uint8_t *out = g_malloc(len);
+    g_autofree uint8_t *in = g_malloc(len);
+
+    vu_fixture_fill_pattern(out, len, seed);
+    if (to_guest) {
+        vu_test_server_buf_write(f->srv, buf_off, out, len);
+        g_assert_cmphex(vu_fixture_run_dma(f, buf_off, gpa, len,
+                                           VU_TEST_DMA_CMD_TO_GUEST), ==,
+                        VU_TEST_DMA_STATUS_DONE);
+        qtest_memread(f->qts, gpa, in, len);
+    } else {
+        qtest_memwrite(f->qts, gpa, out, len);
+        g_assert_cmphex(vu_fixture_run_dma(f, gpa, buf_off, len, 0), ==,
+                        VU_TEST_DMA_STATUS_DONE);
+        vu_test_server_buf_read(f->srv, buf_off, in, len);
+    }
+    g_assert_cmpmem(in, len, out, len);
+}
+
+void vu_fixture_server_dma_round_trip(VUFixture *f, uint64_t addr,
+                                      uint64_t gpa, size_t len,
+                                      uint8_t seed_out, uint8_t seed_in)
+{
+    g_autofree uint8_t *out = g_malloc(len);
+    g_autofree uint8_t *in = g_malloc(len);
+
+    vu_fixture_fill_pattern(out, len, seed_out);
+    g_assert_cmpint(vu_test_server_dma_write(f->srv, addr, out, len), ==, 0);
+    qtest_memread(f->qts, gpa, in, len);
+    g_assert_cmpmem(in, len, out, len);
+
+    vu_fixture_fill_pattern(out, len, seed_in);
+    qtest_memwrite(f->qts, gpa, out, len);
+    memset(in, 0, len);
+    g_assert_cmpint(vu_test_server_dma_read(f->srv, addr, in, len), ==, 0);
+    g_assert_cmpmem(in, len, out, len);
 }
 
 unsigned vu_fixture_qemu_fds(VUFixture *f)

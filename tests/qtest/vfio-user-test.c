@@ -15,14 +15,15 @@
 #include "libqos/pci-pc.h"
 #include "qobject/qdict.h"
 #include "qobject/qjson.h"
+#include "qobject/qstring.h"
 #include "qemu/atomic.h"
 #include "qemu/bswap.h"
 #include "hw/pci/pci_regs.h"
 #include "vfio-user-server.h"
 #include "vfio-user-fixture.h"
 
-#define SLOT            4
-#define DEVFN           QPCI_DEVFN(SLOT, 0)
+#define SLOT            VU_FIXTURE_SLOT
+#define DEVFN           VU_FIXTURE_DEVFN
 #define RAM_MB          256
 #define GUEST_SRC       0x200000
 #define GUEST_DST       0x300000
@@ -30,8 +31,7 @@
 #define WAIT_MS         5000
 
 /* Guest RAM with an fd the server can map. */
-#define MEMFD_RAM "-object memory-backend-memfd,id=mem,size=256M,share=on " \
-                  "-machine memory-backend=mem"
+#define MEMFD_RAM VU_FIXTURE_MEMFD_RAM
 
 typedef struct TestCtx {
     VUFixture f;
@@ -41,20 +41,11 @@ typedef struct TestCtx {
 static void ctx_start(TestCtx *c, const VUTestServerConfig *cfg,
                       const char *qemu_extra, const char *dev_extra)
 {
-    vu_fixture_server(&c->f, "vfio-user-test", cfg);
-    c->f.qts = qtest_initf("-machine pc -m %d %s "
-                           "-device vfio-user-pci,id=vu0,addr=%d.0,"
-                           "socket.type=unix,socket.path=%s%s",
-                           RAM_MB, qemu_extra ? qemu_extra : "", SLOT,
-                           c->f.sock, dev_extra ? dev_extra : "");
-    vu_fixture_find_device(&c->f, DEVFN);
-}
+    g_autofree char *args = g_strdup_printf("-machine pc -m %d %s", RAM_MB,
+                                            qemu_extra ? qemu_extra : "");
 
-static void fill_pattern(uint8_t *buf, size_t len, uint8_t seed)
-{
-    for (size_t i = 0; i < len; i++) {
-        buf[i] = (uint8_t)(i * 7 + seed + (i >> 8));
-    }
+    vu_fixture_server(&c->f, "vfio-user-test", cfg);
+    vu_fixture_start(&c->f, args, dev_extra);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -514,8 +505,6 @@ static void check_dma(const char *qemu_extra, const char *dev_extra,
                       DMAPath path, unsigned want_map_fds)
 {
     const size_t len = 3 * 4096 + 100;
-    g_autofree uint8_t *out = g_malloc(len);
-    g_autofree uint8_t *in = g_malloc(len);
     g_autoptr(GArray) maps = NULL;
     VUTestServerStats st;
     TestCtx c = { 0 };
@@ -542,20 +531,8 @@ static void check_dma(const char *qemu_extra, const char *dev_extra,
     }
     g_assert(ram_mapped);
 
-    fill_pattern(out, len, 1);
-    qtest_memwrite(c.f.qts, GUEST_SRC, out, len);
-    g_assert_cmphex(vu_fixture_run_dma(&c.f, GUEST_SRC, 0, len, 0), ==,
-                    VU_TEST_DMA_STATUS_DONE);
-    vu_test_server_buf_read(c.f.srv, 0, in, len);
-    g_assert_cmpmem(in, len, out, len);
-
-    fill_pattern(out, len, 77);
-    vu_test_server_buf_write(c.f.srv, 0x10, out, len);
-    g_assert_cmphex(vu_fixture_run_dma(&c.f, 0x10, GUEST_DST, len,
-                                       VU_TEST_DMA_CMD_TO_GUEST), ==,
-                    VU_TEST_DMA_STATUS_DONE);
-    qtest_memread(c.f.qts, GUEST_DST, in, len);
-    g_assert_cmpmem(in, len, out, len);
+    vu_fixture_engine_dma(&c.f, false, GUEST_SRC, 0, len, 1);
+    vu_fixture_engine_dma(&c.f, true, GUEST_DST, 0x10, len, 77);
 
     vu_test_server_get_stats(c.f.srv, &st);
     if (path == DMA_VIA_FD) {
@@ -889,27 +866,69 @@ static void test_server_death(void)
     vu_fixture_stop(&c.f);
 }
 
-/* A missing socket fails realize with an error naming it; QEMU lives on. */
-static void test_missing_socket(void)
+/* How many times @needle occurs in @hay */
+static unsigned count_substr(const char *hay, const char *needle)
 {
-    g_autofree char *path = g_strdup_printf("%s/vfio-user-missing-%d.sock",
-                                            g_get_tmp_dir(), getpid());
-    QTestState *qts = qtest_init("-machine pc");
+    unsigned n = 0;
+
+    for (const char *p = strstr(hay, needle); p;
+         p = strstr(p + strlen(needle), needle)) {
+        n++;
+    }
+    return n;
+}
+
+/*
+ * device_add of vu0 with @socket (JSON) to a socket nobody listens on:
+ * realize fails with an error that names the device and the socket
+ * exactly once each, and QEMU lives on.
+ */
+static void check_missing_socket(QTestState *qts, const char *path,
+                                 QObject *socket)
+{
+    QDict *props = qdict_new();
     QDict *resp;
     const char *desc;
 
-    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': {"
-                     "'driver': 'vfio-user-pci', 'id': 'vu0',"
-                     "'socket': {'type': 'unix', 'path': %s}}}", path);
+    qdict_put_str(props, "driver", "vfio-user-pci");
+    qdict_put_str(props, "id", "vu0");
+    if (socket) {
+        qdict_put_obj(props, "socket", socket);
+    }
+    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': %p}",
+                     props);
     g_assert(qdict_haskey(resp, "error"));
     desc = qdict_get_str(qdict_get_qdict(resp, "error"), "desc");
-    g_assert(strstr(desc, path));
-    g_assert(strstr(desc, "cannot connect"));
+    g_test_message("device_add: %s", desc);
+    g_assert_cmpuint(count_substr(desc, path), ==, 1);
+    g_assert_cmpuint(count_substr(desc, "vfio-user-pci 'vu0'"), ==, 1);
+    g_assert(strstr(desc, "Failed to connect"));
     qobject_unref(resp);
 
     resp = qtest_qmp(qts, "{'execute': 'query-status'}");
     g_assert(qdict_haskey(resp, "return"));
     qobject_unref(resp);
+}
+
+/*
+ * A missing socket fails realize with an error naming it, whichever way
+ * the socket was given: a SocketAddress, a plain path (what people copy
+ * from usage lines), or a path through -global (a string, which once
+ * crashed QEMU).
+ */
+static void test_missing_socket(void)
+{
+    g_autofree char *path = g_strdup_printf("%s/vfio-user-missing-%d.sock",
+                                            g_get_tmp_dir(), getpid());
+    QTestState *qts = qtest_init("-machine pc");
+
+    check_missing_socket(qts, path, qobject_from_jsonf_nofail(
+                             "{'type': 'unix', 'path': %s}", path));
+    check_missing_socket(qts, path, QOBJECT(qstring_from_str(path)));
+    qtest_quit(qts);
+
+    qts = qtest_initf("-machine pc -global vfio-user-pci.socket=%s", path);
+    check_missing_socket(qts, path, NULL);
     qtest_quit(qts);
 }
 
