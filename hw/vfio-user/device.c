@@ -206,25 +206,24 @@ static int keep_region_fd(VFIOUserDevice *udev, uint32_t index, int fd)
  * when the guest first reads it) and sizes allocations by the answer: a
  * region keeps the size it was first given, for the device's lifetime.
  */
-static bool region_size_unchanged(VFIOUserDevice *udev,
-                                  const struct vfio_region_info *info)
+static int region_size_unchanged(VFIODevice *vbasedev,
+                                 const struct vfio_region_info *info)
 {
+    VFIOUserDevice *udev = vfio_user_device_of(vbasedev);
     uint64_t *known;
 
     if (!udev->region_sizes || info->index >= udev->num_region_fds) {
-        return true;
+        return 0;
     }
     known = &udev->region_sizes[info->index];
     if (*known == UINT64_MAX) {
         *known = info->size;
     }
     if (*known != info->size) {
-        error_report("vfio-user: %s: region %u changed size from 0x%" PRIx64
-                     " to 0x%llx; refused", vfio_user_name(udev->proxy),
-                     info->index, *known, info->size);
-        return false;
+        return bad_reply(vbasedev, "region %u changed size from 0x%" PRIx64
+                         " to 0x%llx", info->index, *known, info->size);
     }
-    return true;
+    return 0;
 }
 
 static int vfio_user_get_region_info(VFIODevice *vbasedev,
@@ -278,9 +277,9 @@ static int vfio_user_get_region_info(VFIODevice *vbasedev,
     } else {
         info->cap_offset = 0;
     }
-    if (!region_size_unchanged(udev, info)) {
-        ret = -EPROTO;          /* said why; no fd kept yet */
-        goto out_close;
+    ret = region_size_unchanged(vbasedev, info);
+    if (ret < 0) {
+        goto out_close;         /* no fd kept yet */
     }
 
     /*
