@@ -671,7 +671,7 @@ static void client_drive(VFIOUserProxy *proxy, VFIOUserDMATable *table)
            info.num_irqs <= VFIO_USER_MAX_IRQS);
     vbasedev.num_regions = info.num_regions;
     vbasedev.num_irqs = info.num_irqs;
-    vfio_user_device_init_fds(&udev, info.num_regions);
+    vfio_user_device_init_state(&udev, info.num_regions, info.num_irqs);
 
     for (uint32_t i = 0; i < MIN(info.num_regions, 12); i++) {
         OP(client_region_info(i, &sizes[i]));
@@ -892,7 +892,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     vt_thread_join(&reader);
     close(s.fd);
     vfio_user_dma_table_free(table);
-    vfio_user_device_close_fds(&udev);
+    vfio_user_device_free_state(&udev);
     g_free(udev.config_vet);
     udev.config_vet = NULL;
     vbasedev.num_regions = vbasedev.num_irqs = 0;

@@ -50,23 +50,50 @@ static void vfio_user_dma_timed_out(VFIOUserContainer *container,
                    size, vfio_user_timeout_ms(container->proxy));
 }
 
+/*
+ * Tell the server about [iova, iova + size) -> guest RAM in RAMBlock @rb
+ * at @offset, which is in the table already: with the memory's fd where
+ * it has one and the server is trusted with it (@rb NULL: no fd).
+ */
+static int send_dma_map(VFIOUserContainer *container, hwaddr iova,
+                        uint64_t size, RAMBlock *rb, ram_addr_t offset,
+                        bool writable)
+{
+    VFIOUserDMAMap msg = {
+        .argsz = sizeof(msg),
+        .flags = VFIO_USER_F_DMA_REGION_READ |
+                 (writable ? VFIO_USER_F_DMA_REGION_WRITE : 0),
+        .address = iova,
+        .size = size,
+    };
+    struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
+    int fd = -1;
+    int ret;
+
+    if (rb && !container->secure_dma) {
+        fd = qemu_ram_get_fd(rb);
+        if (fd >= 0) {
+            msg.offset = rb->fd_offset + offset;
+        }
+    }
+    trace_vfio_user_dma_map(vfio_user_name(container->proxy), iova, size,
+                            msg.flags, msg.offset, fd);
+    ret = vfio_user_request(container->proxy, VFIO_USER_DMA_MAP, &iov, 1,
+                            fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, NULL);
+    if (ret == -ETIMEDOUT) {
+        vfio_user_dma_timed_out(container, "DMA_MAP", iova, size);
+    }
+    return ret;
+}
+
 static int vfio_user_dma_map(const VFIOContainerBase *bcontainer,
                              hwaddr iova, ram_addr_t size, void *vaddr,
                              bool readonly)
 {
     VFIOUserContainer *container = user_container(bcontainer);
     const char *name = vfio_user_name(container->proxy);
-    VFIOUserDMAMap msg = {
-        .argsz = sizeof(msg),
-        .flags = VFIO_USER_F_DMA_REGION_READ |
-                 (readonly ? 0 : VFIO_USER_F_DMA_REGION_WRITE),
-        .address = iova,
-        .size = size,
-    };
-    struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
     ram_addr_t offset;
     RAMBlock *rb = qemu_ram_block_from_host(vaddr, false, &offset);
-    int fd = -1;
     int ret;
 
     /*
@@ -76,12 +103,6 @@ static int vfio_user_dma_map(const VFIOContainerBase *bcontainer,
     if (!rb || memory_region_is_ram_device(rb->mr)) {
         trace_vfio_user_dma_map_skip(name, iova, size);
         return 0;
-    }
-    if (!container->secure_dma) {
-        fd = qemu_ram_get_fd(rb);
-        if (fd >= 0) {
-            msg.offset = rb->fd_offset + offset;
-        }
     }
     if (vfio_user_dma_table_count(container->dma) >=
         vfio_user_peer_caps(container->proxy)->max_dma_maps) {
@@ -96,12 +117,7 @@ static int vfio_user_dma_map(const VFIOContainerBase *bcontainer,
     if (ret < 0) {
         goto fail;
     }
-    trace_vfio_user_dma_map(name, iova, size, msg.flags, msg.offset, fd);
-    ret = vfio_user_request(container->proxy, VFIO_USER_DMA_MAP, &iov, 1,
-                            fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, NULL);
-    if (ret == -ETIMEDOUT) {
-        vfio_user_dma_timed_out(container, "DMA_MAP", iova, size);
-    }
+    ret = send_dma_map(container, iova, size, rb, offset, !readonly);
     if (ret < 0) {
         g_array_unref(vfio_user_dma_table_remove(container->dma, iova, size));
         goto fail;
@@ -182,7 +198,7 @@ static bool vfio_user_container_attach(const char *name,
     vbasedev->num_regions = info.num_regions;
     vbasedev->flags = info.flags;
     vbasedev->reset_works = !!(info.flags & VFIO_DEVICE_FLAGS_RESET);
-    vfio_user_device_init_fds(udev, info.num_regions);
+    vfio_user_device_init_state(udev, info.num_regions, info.num_irqs);
 
     space = vfio_get_address_space(as);
     container = VFIO_IOMMU_USER(object_new(TYPE_VFIO_IOMMU_USER));
@@ -228,6 +244,48 @@ void vfio_user_container_detach(VFIODevice *vbasedev)
     container->dma = NULL;
     object_unref(container);
     vfio_put_address_space(space);
+}
+
+void vfio_user_container_set_proxy(VFIODevice *vbasedev,
+                                   VFIOUserProxy *proxy)
+{
+    VFIOUserContainer *container = user_container(vbasedev->bcontainer);
+
+    container->proxy = proxy;
+    vfio_user_dma_table_set_proxy(container->dma, proxy);
+    vfio_user_set_request_handler(proxy, vfio_user_dma_handle_request,
+                                  container->dma);
+}
+
+bool vfio_user_container_restore(VFIODevice *vbasedev, VFIOUserProxy *proxy,
+                                 Error **errp)
+{
+    VFIOUserContainer *container = user_container(vbasedev->bcontainer);
+    g_autoptr(GArray) maps = vfio_user_dma_table_list(container->dma);
+    uint32_t max_maps = vfio_user_peer_caps(proxy)->max_dma_maps;
+
+    vfio_user_container_set_proxy(vbasedev, proxy);
+    if (maps->len > max_maps) {
+        error_setg(errp, "the device has %u DMA mappings, the server "
+                   "accepts %u", maps->len, max_maps);
+        return false;
+    }
+    for (guint i = 0; i < maps->len; i++) {
+        VFIOUserDMAEntry *e = &g_array_index(maps, VFIOUserDMAEntry, i);
+        ram_addr_t offset = 0;
+        /* The table holds a reference to its memory: it is still there */
+        RAMBlock *rb = qemu_ram_block_from_host(e->vaddr, false, &offset);
+        int ret;
+
+        ret = send_dma_map(container, e->iova, e->size, rb, offset,
+                           e->writable);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "DMA_MAP of [0x%" PRIx64 ", +0x%"
+                             PRIx64 ") failed", e->iova, e->size);
+            return false;
+        }
+    }
+    return true;
 }
 
 void vfio_user_container_dma_stats(VFIODevice *vbasedev,

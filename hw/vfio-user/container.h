@@ -13,6 +13,20 @@
 #define TYPE_VFIO_IOMMU_USER TYPE_VFIO_IOMMU "-user"
 
 void vfio_user_container_detach(VFIODevice *vbasedev);
+/*
+ * Serve the server's DMA requests on @proxy from now on, and kill @proxy
+ * when a transfer stalls.
+ */
+void vfio_user_container_set_proxy(VFIODevice *vbasedev,
+                                   VFIOUserProxy *proxy);
+/*
+ * The same, then tell @proxy's server, which knows none of them, every
+ * mapping the device has (with memory fds as the first time, or none
+ * under secure-dma).  On failure the caller gives the device its old
+ * proxy back with vfio_user_container_set_proxy().
+ */
+bool vfio_user_container_restore(VFIODevice *vbasedev, VFIOUserProxy *proxy,
+                                 Error **errp);
 void vfio_user_container_dma_stats(VFIODevice *vbasedev,
                                    VFIOUserDMAStats *stats);
 

@@ -189,45 +189,55 @@ static bool region_fd_covers(int fd, const struct vfio_region_info *info)
  */
 static int keep_region_fd(VFIOUserDevice *udev, uint32_t index, int fd)
 {
-    if (index >= udev->num_region_fds) {
+    if (index >= udev->num_regions) {
         close(fd);
         return -1;
     }
-    if (udev->region_fds[index] >= 0) {
+    if (udev->regions[index].fd >= 0) {
         close(fd);
     } else {
-        udev->region_fds[index] = fd;
+        udev->regions[index].fd = fd;
     }
-    return udev->region_fds[index];
+    return udev->regions[index].fd;
 }
 
 /*
  * hw/vfio asks for some regions' info again long after realize (the ROM
  * when the guest first reads it) and sizes allocations by the answer: a
  * region keeps the size it was first given, for the device's lifetime.
+ * What the server first said is also what a new connection must say
+ * again (restore.c).
  */
 static int region_size_unchanged(VFIODevice *vbasedev,
                                  const struct vfio_region_info *info)
 {
     VFIOUserDevice *udev = vfio_user_device_of(vbasedev);
-    uint64_t *known;
+    VFIOUserRegionState *known;
 
-    if (!udev->region_sizes || info->index >= udev->num_region_fds) {
+    if (info->index >= udev->num_regions) {
         return 0;
     }
-    known = &udev->region_sizes[info->index];
-    if (*known == UINT64_MAX) {
-        *known = info->size;
+    known = &udev->regions[info->index];
+    if (known->size == UINT64_MAX) {
+        known->size = info->size;
+        known->rw_flags = info->flags & (VFIO_REGION_INFO_FLAG_READ |
+                                         VFIO_REGION_INFO_FLAG_WRITE);
     }
-    if (*known != info->size) {
+    if (known->size != info->size) {
         return bad_reply(vbasedev, "region %u changed size from 0x%" PRIx64
-                         " to 0x%llx", info->index, *known, info->size);
+                         " to 0x%llx", info->index, known->size, info->size);
     }
     return 0;
 }
 
-static int vfio_user_get_region_info(VFIODevice *vbasedev,
-                                     struct vfio_region_info *info, int *fd)
+/*
+ * Ask the server for the info of region info->index, into @info
+ * (info->argsz bytes), checking it; *@fd is the fd to mmap the region
+ * from, -1 if the server gave none we can use (and then the region has
+ * no MMAP flag): it is the caller's.
+ */
+static int region_info_request(VFIODevice *vbasedev,
+                               struct vfio_region_info *info, int *fd)
 {
     VFIOUserDevice *udev = vfio_user_device_of(vbasedev);
     VFIOUserRegionInfo msg = { .argsz = info->argsz, .index = info->index };
@@ -277,10 +287,6 @@ static int vfio_user_get_region_info(VFIODevice *vbasedev,
     } else {
         info->cap_offset = 0;
     }
-    ret = region_size_unchanged(vbasedev, info);
-    if (ret < 0) {
-        goto out_close;         /* no fd kept yet */
-    }
 
     /*
      * One fd to mmap the region from.  Older libvfio-user sends one per
@@ -289,7 +295,7 @@ static int vfio_user_get_region_info(VFIODevice *vbasedev,
     if ((info->flags & VFIO_REGION_INFO_FLAG_MMAP) && reply.nfds > 0 &&
         region_fd_covers(fds[0], info) &&
         region_fd_safe(udev, fds[0], index)) {
-        *fd = keep_region_fd(udev, index, fds[0]);
+        *fd = fds[0];
         for (size_t i = 1; i < reply.nfds; i++) {
             close(fds[i]);
         }
@@ -297,13 +303,9 @@ static int vfio_user_get_region_info(VFIODevice *vbasedev,
         for (size_t i = 0; i < reply.nfds; i++) {
             close(fds[i]);
         }
-    }
-    if (*fd < 0) {
         /* Nothing to map it from: access it by message. */
         info->flags &= ~VFIO_REGION_INFO_FLAG_MMAP;
     }
-    trace_vfio_user_region_info(vbasedev->name, index, info->flags,
-                                info->size, info->offset, *fd);
     return 0;
 
 out_close:
@@ -313,9 +315,38 @@ out_close:
     return ret;
 }
 
+static int vfio_user_get_region_info(VFIODevice *vbasedev,
+                                     struct vfio_region_info *info, int *fd)
+{
+    uint32_t argsz = info->argsz;
+    VFIOUserDevice *udev = vfio_user_device_of(vbasedev);
+    int ret = region_info_request(vbasedev, info, fd);
+
+    if (ret == 0 && info->argsz <= argsz) {
+        ret = region_size_unchanged(vbasedev, info);
+    }
+    if (ret < 0) {
+        if (*fd >= 0) {
+            close(*fd);
+            *fd = -1;
+        }
+        return ret;
+    }
+    if (*fd >= 0) {
+        *fd = keep_region_fd(udev, info->index, *fd);
+        if (*fd < 0) {
+            info->flags &= ~VFIO_REGION_INFO_FLAG_MMAP;
+        }
+    }
+    trace_vfio_user_region_info(vbasedev->name, info->index, info->flags,
+                                info->size, info->offset, *fd);
+    return 0;
+}
+
 static int vfio_user_get_irq_info(VFIODevice *vbasedev,
                                   struct vfio_irq_info *info)
 {
+    VFIOUserDevice *udev = vfio_user_device_of(vbasedev);
     VFIOUserIRQInfo msg = { .argsz = sizeof(msg), .index = info->index };
     VFIOUserIRQInfo r;
     struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
@@ -339,6 +370,11 @@ static int vfio_user_get_irq_info(VFIODevice *vbasedev,
     }
     info->flags = r.flags;
     info->count = r.count;
+    if (info->index < udev->num_irqs && !udev->irqs[info->index].known) {
+        udev->irqs[info->index].known = true;
+        udev->irqs[info->index].count = r.count;
+        udev->irqs[info->index].flags = r.flags;
+    }
     return 0;
 }
 
@@ -367,7 +403,8 @@ static int set_irqs_msg(VFIOUserProxy *proxy, const struct vfio_irq_set *set,
  * vfio-user sends eventfds as SCM_RIGHTS, at most max_msg_fds per
  * message, and de-assigns a range by sending none.  Split accordingly.
  */
-static int vfio_user_set_irqs(VFIODevice *vbasedev, struct vfio_irq_set *set)
+int vfio_user_device_send_irq_set(VFIODevice *vbasedev,
+                                  const struct vfio_irq_set *set)
 {
     VFIOUserProxy *proxy = proxy_of(vbasedev);
     uint32_t max_fds = vfio_user_peer_caps(proxy)->max_msg_fds;
@@ -411,6 +448,81 @@ static int vfio_user_set_irqs(VFIODevice *vbasedev, struct vfio_irq_set *set)
     return 0;
 }
 
+static void irq_state_set_fd(int *slot, int fd)
+{
+    if (*slot >= 0) {
+        close(*slot);
+    }
+    *slot = fd >= 0 ? dup(fd) : -1;
+}
+
+/*
+ * Remember what @set, which the server accepted, set up: the eventfds
+ * (our own dups, since hw/vfio closes its own when it is done with them)
+ * and the masks, as the kernel's VFIO_DEVICE_SET_IRQS defines them.
+ */
+static void irq_state_record(VFIOUserDevice *udev,
+                             const struct vfio_irq_set *set)
+{
+    uint32_t action = set->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
+    uint32_t data = set->flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
+    VFIOUserIRQState *irq;
+    uint64_t end = (uint64_t)set->start + set->count;
+
+    if (set->index >= udev->num_irqs || end > VFIO_USER_MAX_IRQ_COUNT) {
+        return;
+    }
+    irq = &udev->irqs[set->index];
+    if (action == VFIO_IRQ_SET_ACTION_TRIGGER &&
+        data == VFIO_IRQ_SET_DATA_NONE && set->count == 0) {
+        /* The whole index is disabled */
+        for (uint32_t i = 0; i < irq->nvec; i++) {
+            irq_state_set_fd(&irq->trigger[i], -1);
+            irq_state_set_fd(&irq->unmask[i], -1);
+            irq->masked[i] = false;
+        }
+        return;
+    }
+    if (end > irq->nvec) {
+        irq->trigger = g_renew(int, irq->trigger, end);
+        irq->unmask = g_renew(int, irq->unmask, end);
+        irq->masked = g_renew(bool, irq->masked, end);
+        for (uint32_t i = irq->nvec; i < end; i++) {
+            irq->trigger[i] = irq->unmask[i] = -1;
+            irq->masked[i] = false;
+        }
+        irq->nvec = end;
+    }
+    for (uint32_t i = 0; i < set->count; i++) {
+        uint32_t v = set->start + i;
+        bool on = data != VFIO_IRQ_SET_DATA_BOOL || set->data[i];
+
+        if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
+            int fd = ((const int32_t *)set->data)[i];
+
+            if (action == VFIO_IRQ_SET_ACTION_TRIGGER) {
+                irq_state_set_fd(&irq->trigger[v], fd);
+            } else if (action == VFIO_IRQ_SET_ACTION_UNMASK) {
+                irq_state_set_fd(&irq->unmask[v], fd);
+            }
+        } else if (action == VFIO_IRQ_SET_ACTION_MASK && on) {
+            irq->masked[v] = true;
+        } else if (action == VFIO_IRQ_SET_ACTION_UNMASK && on) {
+            irq->masked[v] = false;
+        }
+    }
+}
+
+static int vfio_user_set_irqs(VFIODevice *vbasedev, struct vfio_irq_set *set)
+{
+    int ret = vfio_user_device_send_irq_set(vbasedev, set);
+
+    if (ret == 0) {
+        irq_state_record(vfio_user_device_of(vbasedev), set);
+    }
+    return ret;
+}
+
 /*
  * Config space bits that hw/vfio parses come from the vetted copy,
  * whatever the server (or a dead one's all ones) says now.
@@ -425,8 +537,8 @@ static void vet_config_read(VFIODevice *vbasedev, uint8_t index, off_t off,
     }
 }
 
-static int vfio_user_region_read(VFIODevice *vbasedev, uint8_t index,
-                                 off_t off, uint32_t size, void *data)
+int vfio_user_device_read_unvetted(VFIODevice *vbasedev, uint8_t index,
+                                   off_t off, uint32_t size, void *data)
 {
     VFIOUserProxy *proxy = proxy_of(vbasedev);
     uint64_t max = vfio_user_peer_caps(proxy)->max_data_xfer_size;
@@ -438,7 +550,6 @@ static int vfio_user_region_read(VFIODevice *vbasedev, uint8_t index,
     if (vfio_user_is_dead(proxy)) {
         /* A failed device: all ones, without a word per access. */
         memset(data, 0xff, size);
-        vet_config_read(vbasedev, index, off, size, data);
         return size;
     }
     while (done < size) {
@@ -472,8 +583,19 @@ static int vfio_user_region_read(VFIODevice *vbasedev, uint8_t index,
         memcpy((uint8_t *)data + done, r->data, count);
         done += count;
     }
-    vet_config_read(vbasedev, index, off, size, data);
     return size;
+}
+
+static int vfio_user_region_read(VFIODevice *vbasedev, uint8_t index,
+                                 off_t off, uint32_t size, void *data)
+{
+    int ret = vfio_user_device_read_unvetted(vbasedev, index, off, size,
+                                             data);
+
+    if (ret == size) {
+        vet_config_read(vbasedev, index, off, size, data);
+    }
+    return ret;
 }
 
 static int vfio_user_region_write(VFIODevice *vbasedev, uint8_t index,
@@ -553,27 +675,72 @@ const VFIODeviceIOOps vfio_user_device_io_ops = {
     .device_reset = vfio_user_device_reset,
 };
 
-void vfio_user_device_init_fds(VFIOUserDevice *udev, uint32_t num_regions)
+int vfio_user_device_query_region(VFIODevice *vbasedev, uint32_t index,
+                                  struct vfio_region_info **info, int *fd)
 {
-    udev->region_fds = g_new(int, num_regions);
-    udev->region_sizes = g_new(uint64_t, num_regions);
-    udev->num_region_fds = num_regions;
-    for (uint32_t i = 0; i < num_regions; i++) {
-        udev->region_fds[i] = -1;
-        udev->region_sizes[i] = UINT64_MAX;
+    uint32_t argsz = sizeof(struct vfio_region_info);
+    int ret;
+
+    *info = NULL;
+    /* Once more with the room the server asks for, and no more. */
+    for (int attempt = 0;; attempt++) {
+        *info = g_realloc(*info, argsz);
+        memset(*info, 0, argsz);
+        (*info)->index = index;
+        (*info)->argsz = argsz;
+        ret = region_info_request(vbasedev, *info, fd);
+        if (ret < 0 || (*info)->argsz <= argsz) {
+            break;
+        }
+        if (attempt > 0) {
+            ret = bad_reply(vbasedev, "region %u info: asked for %u bytes "
+                            "of room, then more", index, argsz);
+            break;
+        }
+        argsz = (*info)->argsz;
     }
+    if (ret < 0) {
+        g_free(*info);
+        *info = NULL;
+    }
+    return ret;
 }
 
-void vfio_user_device_close_fds(VFIOUserDevice *udev)
+void vfio_user_device_init_state(VFIOUserDevice *udev, uint32_t num_regions,
+                                 uint32_t num_irqs)
 {
-    for (uint32_t i = 0; i < udev->num_region_fds; i++) {
-        if (udev->region_fds[i] >= 0) {
-            close(udev->region_fds[i]);
+    udev->regions = g_new0(VFIOUserRegionState, num_regions);
+    udev->num_regions = num_regions;
+    for (uint32_t i = 0; i < num_regions; i++) {
+        udev->regions[i].fd = -1;
+        udev->regions[i].size = UINT64_MAX;
+    }
+    udev->irqs = g_new0(VFIOUserIRQState, num_irqs);
+    udev->num_irqs = num_irqs;
+}
+
+void vfio_user_device_free_state(VFIOUserDevice *udev)
+{
+    for (uint32_t i = 0; i < udev->num_regions; i++) {
+        if (udev->regions[i].fd >= 0) {
+            close(udev->regions[i].fd);
         }
     }
-    g_free(udev->region_fds);
-    udev->region_fds = NULL;
-    g_free(udev->region_sizes);
-    udev->region_sizes = NULL;
-    udev->num_region_fds = 0;
+    g_free(udev->regions);
+    udev->regions = NULL;
+    udev->num_regions = 0;
+    for (uint32_t i = 0; i < udev->num_irqs; i++) {
+        VFIOUserIRQState *irq = &udev->irqs[i];
+
+        for (uint32_t v = 0; v < irq->nvec; v++) {
+            irq_state_set_fd(&irq->trigger[v], -1);
+            irq_state_set_fd(&irq->unmask[v], -1);
+        }
+        g_free(irq->trigger);
+        g_free(irq->unmask);
+        g_free(irq->masked);
+    }
+    g_free(udev->irqs);
+    udev->irqs = NULL;
+    udev->num_irqs = 0;
 }

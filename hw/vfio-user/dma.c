@@ -147,6 +147,7 @@ GArray *vfio_user_dma_table_remove(VFIOUserDMATable *table, uint64_t iova,
     GArray *removed = g_array_new(false, false, sizeof(VFIOUserDMARange));
     g_autoptr(GPtrArray) unref = g_ptr_array_new();
     uint64_t end = iova + size < iova ? UINT64_MAX : iova + size;
+    VFIOUserProxy *proxy;
     int64_t deadline;
     guint i;
 
@@ -163,14 +164,14 @@ GArray *vfio_user_dma_table_remove(VFIOUserDMATable *table, uint64_t iova,
     }
 
     /* Requests already past the check may still use that memory. */
-    deadline = g_get_monotonic_time() / 1000 +
-               vfio_user_timeout_ms(table->proxy);
+    proxy = table->proxy;
+    deadline = g_get_monotonic_time() / 1000 + vfio_user_timeout_ms(proxy);
     while (table->inflight > 0) {
         int64_t left = deadline - g_get_monotonic_time() / 1000;
 
         if (left <= 0) {
             qemu_mutex_unlock(&table->lock);
-            vfio_user_kill(table->proxy, ECONNRESET, "a DMA transfer "
+            vfio_user_kill(proxy, ECONNRESET, "a DMA transfer "
                            "stalled past the timeout while its memory was "
                            "being unmapped");
             qemu_mutex_lock(&table->lock);
@@ -188,6 +189,32 @@ GArray *vfio_user_dma_table_remove(VFIOUserDMATable *table, uint64_t iova,
         memory_region_unref(g_ptr_array_index(unref, j));
     }
     return removed;
+}
+
+void vfio_user_dma_table_set_proxy(VFIOUserDMATable *table,
+                                   VFIOUserProxy *proxy)
+{
+    qemu_mutex_lock(&table->lock);
+    table->proxy = proxy;
+    qemu_mutex_unlock(&table->lock);
+}
+
+GArray *vfio_user_dma_table_list(VFIOUserDMATable *table)
+{
+    GArray *list = g_array_new(false, false, sizeof(VFIOUserDMAEntry));
+
+    qemu_mutex_lock(&table->lock);
+    g_array_set_size(list, table->maps->len);
+    for (guint i = 0; i < table->maps->len; i++) {
+        DMAMapping *m = map_at(table, i);
+
+        g_array_index(list, VFIOUserDMAEntry, i) = (VFIOUserDMAEntry) {
+            .iova = m->iova, .size = m->size, .vaddr = m->vaddr,
+            .writable = m->writable,
+        };
+    }
+    qemu_mutex_unlock(&table->lock);
+    return list;
 }
 
 guint vfio_user_dma_table_count(VFIOUserDMATable *table)

@@ -46,6 +46,27 @@ typedef struct VFIOUserDMARange {
 GArray *vfio_user_dma_table_remove(VFIOUserDMATable *table, uint64_t iova,
                                    uint64_t size);
 
+/*
+ * The connection that a DMA transfer stalled past its deadline is
+ * killed on: a device that reconnects (reconnect.c) gives the new one.
+ */
+void vfio_user_dma_table_set_proxy(VFIOUserDMATable *table,
+                                   VFIOUserProxy *proxy);
+
+typedef struct VFIOUserDMAEntry {
+    uint64_t iova;
+    uint64_t size;
+    void *vaddr;
+    bool writable;
+} VFIOUserDMAEntry;
+
+/*
+ * The mappings in the table (VFIOUserDMAEntry), sorted by IOVA, to tell
+ * a new connection what the old one knew.  Main loop, with the BQL held,
+ * so that the table does not change while they are replayed.
+ */
+GArray *vfio_user_dma_table_list(VFIOUserDMATable *table);
+
 /* Number of mappings in the table. */
 guint vfio_user_dma_table_count(VFIOUserDMATable *table);
 

@@ -480,3 +480,54 @@ void vfio_user_pci_vet_write(VFIOUserPCIVet *vet, uint64_t off,
                       (ldl_le_p(data) & PCI_ROM_ADDRESS_MASK) ==
                       PCI_ROM_ADDRESS_MASK;
 }
+
+bool vfio_user_pci_vet_same_device(const VFIOUserPCIVet *vet,
+                                   const uint8_t *config,
+                                   uint64_t config_size, Error **errp)
+{
+    static const struct {
+        unsigned off, len;
+        const char *name;
+    } ids[] = {
+        { PCI_VENDOR_ID, 2, "vendor ID" },
+        { PCI_DEVICE_ID, 2, "device ID" },
+        { PCI_REVISION_ID, 1, "revision ID" },
+        { PCI_CLASS_PROG, 3, "class code" },
+        { PCI_HEADER_TYPE, 1, "header type" },
+        { PCI_SUBSYSTEM_VENDOR_ID, 2, "subsystem vendor ID" },
+        { PCI_SUBSYSTEM_ID, 2, "subsystem ID" },
+    };
+
+    if (config_size != vet->config_size) {
+        error_setg(errp, "config space of 0x%" PRIx64 " bytes, was 0x%x",
+                   config_size, vet->config_size);
+        return false;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(ids); i++) {
+        uint32_t now = 0, was = 0;
+
+        memcpy(&now, config + ids[i].off, ids[i].len);
+        memcpy(&was, vet->config + ids[i].off, ids[i].len);
+        if (now != was) {
+            error_setg(errp, "%s 0x%x, was 0x%x", ids[i].name,
+                       le32_to_cpu(now), le32_to_cpu(was));
+            return false;
+        }
+    }
+    /*
+     * Everything hw/vfio parsed, which is pinned, must read the same: the
+     * ROM BAR's address, which the guest programs, aside.
+     */
+    for (unsigned i = 0; i < config_size; i++) {
+        if (i >= PCI_ROM_ADDRESS && i < PCI_ROM_ADDRESS + 4) {
+            continue;
+        }
+        if ((config[i] ^ vet->config[i]) & vet->pinned[i]) {
+            error_setg(errp, "config space byte 0x%x is 0x%02x, was 0x%02x "
+                       "(capabilities or BAR types differ)", i, config[i],
+                       vet->config[i]);
+            return false;
+        }
+    }
+    return true;
+}

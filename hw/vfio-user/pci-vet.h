@@ -60,4 +60,13 @@ void vfio_user_pci_vet_read(const VFIOUserPCIVet *vet, uint64_t off,
 void vfio_user_pci_vet_write(VFIOUserPCIVet *vet, uint64_t off,
                              const uint8_t *data, size_t len);
 
+/*
+ * Whether @config (@config_size bytes, read from a new connection) is
+ * the device @vet was made for: same IDs and class, and the same bits
+ * where @vet pins them.  On failure the error says what differs.
+ */
+bool vfio_user_pci_vet_same_device(const VFIOUserPCIVet *vet,
+                                   const uint8_t *config,
+                                   uint64_t config_size, Error **errp);
+
 #endif /* HW_VFIO_USER_PCI_VET_H */

@@ -21,6 +21,8 @@
 #include "hw/vfio/pci.h"
 #include "hw/vfio-user/container.h"
 #include "hw/vfio-user/device.h"
+#include "hw/vfio-user/reconnect.h"
+#include "hw/vfio-user/restore.h"
 #include "trace.h"
 
 #define TYPE_VFIO_USER_PCI "vfio-user-pci"
@@ -45,10 +47,12 @@ struct VFIOUserPCIDevice {
     char *flat_fd;
     uint32_t timeout_ms;
     uint32_t poll_max_ns;
+    uint32_t reconnect_ms;
     bool post_writes;
     bool secure_dma;
 
     VFIOUserDevice user;        /* what the device operations work on */
+    VFIOUserReconnect *reconnect;
     Error *migration_blocker;
 };
 
@@ -80,6 +84,39 @@ static void vfio_user_pci_server_died(void *opaque, const char *reason)
     }
     qapi_event_send_vfio_user_server_lost(dev->id ? dev->id : "", path,
                                           reason);
+    if (upci->reconnect) {
+        vfio_user_reconnect_start(upci->reconnect);
+    }
+}
+
+/*
+ * A new connection to the server (reconnect.c): if restore.c can put
+ * the device back on it, it replaces the dead one.
+ */
+static bool vfio_user_pci_reconnected(void *opaque, VFIOUserProxy *proxy,
+                                      Error **errp)
+{
+    VFIOUserPCIDevice *upci = opaque;
+    VFIOPCIDevice *vdev = &upci->parent_obj;
+    DeviceState *dev = DEVICE(upci);
+    VFIOUserProxy *old = upci->user.proxy;
+    g_autofree char *path = NULL;
+
+    vfio_user_set_poll_max_ns(proxy, upci->poll_max_ns);
+    if (!vfio_user_pci_restore(vdev, &upci->user, proxy, errp)) {
+        return false;
+    }
+    vfio_user_set_death_notifier(proxy, vfio_user_pci_server_died, upci);
+    vfio_user_set_death_notifier(old, NULL, NULL);
+    vfio_user_disconnect(old);
+    /* A new server: its first refused answer is worth a line again */
+    upci->user.said_bad_reply = false;
+
+    path = object_get_canonical_path(OBJECT(upci));
+    trace_vfio_user_pci_reconnected(vdev->vbasedev.name);
+    qapi_event_send_vfio_user_server_reconnected(dev->id ? dev->id : "",
+                                                 path);
+    return true;
 }
 
 /* Size the ROM BAR as vfio_pci_size_rom() will, through the same ops. */
@@ -315,6 +352,15 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
         vfio_pci_realize_cleanup(vdev);
         goto error;
     }
+    /* An fd socket cannot be connected again by us: only by QMP */
+    if (upci->reconnect_ms) {
+        upci->reconnect = vfio_user_reconnect_new(
+            upci->socket->type == SOCKET_ADDRESS_TYPE_UNIX ? upci->socket
+                                                           : NULL,
+            vbasedev->name, upci->reconnect_ms, upci->timeout_ms,
+            &DEVICE(pdev)->mem_reentrancy_guard, vfio_user_pci_reconnected,
+            upci);
+    }
     return;
 
 error:
@@ -331,6 +377,8 @@ static void vfio_user_pci_exit(PCIDevice *pdev)
      * reach the interrupts and BARs that vfio_pci_device_exit() frees.
      */
     vfio_user_set_death_notifier(upci->user.proxy, NULL, NULL);
+    vfio_user_reconnect_free(upci->reconnect);
+    upci->reconnect = NULL;
     vfio_pci_device_exit(vdev);
 }
 
@@ -343,7 +391,7 @@ static void vfio_user_pci_finalize(Object *obj)
     vfio_user_container_detach(vbasedev);
     vfio_user_disconnect(upci->user.proxy);
     upci->user.proxy = NULL;
-    vfio_user_device_close_fds(&upci->user);
+    vfio_user_device_free_state(&upci->user);
     g_free(upci->user.config_vet);
     upci->user.config_vet = NULL;
     migrate_del_blocker(&upci->migration_blocker);
@@ -424,6 +472,13 @@ static void vfio_user_pci_set_socket(Object *obj, Visitor *v,
     upci->socket = addr;
 }
 
+static bool vfio_user_pci_get_connected(Object *obj, Error **errp)
+{
+    VFIOUserPCIDevice *upci = VFIO_USER_PCI(obj);
+
+    return upci->user.proxy && !vfio_user_is_dead(upci->user.proxy);
+}
+
 static const Property vfio_user_pci_properties[] = {
     DEFINE_PROP_STRING("socket.type", VFIOUserPCIDevice, flat_type),
     DEFINE_PROP_STRING("socket.path", VFIOUserPCIDevice, flat_path),
@@ -432,6 +487,7 @@ static const Property vfio_user_pci_properties[] = {
                        VFIO_USER_DEFAULT_TIMEOUT_MS),
     DEFINE_PROP_UINT32("x-poll-max-ns", VFIOUserPCIDevice, poll_max_ns,
                        VFIO_USER_DEFAULT_POLL_MAX_NS),
+    DEFINE_PROP_UINT32("reconnect-ms", VFIOUserPCIDevice, reconnect_ms, 0),
     /*
      * Off by default: libvfio-user servers (SPDK, QEMU's own) read the
      * next message as the reply to their DMA_READ/WRITE, so a request
@@ -456,6 +512,13 @@ static void vfio_user_pci_class_init(ObjectClass *klass, void *data)
         "the vfio-user server's UNIX socket (socket=PATH, or "
         "socket.type=unix,socket.path=PATH) or a connected socket "
         "(socket.type=fd,socket.str=FD)");
+    object_class_property_add_bool(klass, "connected",
+                                   vfio_user_pci_get_connected, NULL);
+    object_class_property_set_description(klass, "connected",
+        "whether the device is connected to its server (read-only)");
+    object_class_property_set_description(klass, "reconnect-ms",
+        "after losing the server, try to reconnect every this many ms, "
+        "backing off while it fails, and restore the device (0: never)");
     object_class_property_set_description(klass, "secure-dma",
         "never give the server a guest memory fd: it must ask for every "
         "access with DMA_READ/DMA_WRITE, which the client checks");

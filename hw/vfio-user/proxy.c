@@ -174,6 +174,7 @@ struct VFIOUserProxy {
      */
     QEMUBH *death_bh;
     bool death_reported;                /* death_bh ran */
+    bool report_death;                  /* log it (the default) */
     void (*death_notify)(void *opaque, const char *reason);
     void *death_opaque;
 };
@@ -241,6 +242,9 @@ void vfio_user_kill(VFIOUserProxy *proxy, int err, const char *fmt, ...)
 static void proxy_report_death(VFIOUserProxy *proxy)
 {
     proxy->death_reported = true;
+    if (!proxy->report_death) {
+        return;
+    }
     error_report("vfio-user: %s: connection to the server lost: %s",
                  proxy->name, proxy->death_reason);
 }
@@ -986,27 +990,30 @@ VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *name,
                                  MemReentrancyGuard *guard, Error **errp)
 {
     g_autoptr(QIOChannelSocket) sioc = qio_channel_socket_new();
-    VFIOUserProxy *proxy;
-    const char *where;
-    int epfd;
 
-    if (addr->type == SOCKET_ADDRESS_TYPE_UNIX) {
-        where = addr->u.q_unix.path;
-    } else if (addr->type == SOCKET_ADDRESS_TYPE_FD) {
-        where = addr->u.fd.str;
-    } else {
+    if (addr->type != SOCKET_ADDRESS_TYPE_UNIX &&
+        addr->type != SOCKET_ADDRESS_TYPE_FD) {
         error_setg(errp, "socket must be a UNIX socket path "
                    "or an fd");
         return NULL;
     }
-
     if (qio_channel_socket_connect_sync(sioc, addr, errp) < 0) {
         return NULL;            /* the error names the socket */
     }
+    return vfio_user_proxy_new(sioc, name, timeout_ms, guard, errp);
+}
+
+VFIOUserProxy *vfio_user_proxy_new(QIOChannelSocket *sioc, const char *name,
+                                   uint32_t timeout_ms,
+                                   MemReentrancyGuard *guard, Error **errp)
+{
+    VFIOUserProxy *proxy;
+    int epfd;
+
     if (!qio_channel_has_feature(QIO_CHANNEL(sioc),
                                  QIO_CHANNEL_FEATURE_FD_PASS)) {
-        error_setg(errp, "'%s' cannot pass file descriptors "
-                   "(not a UNIX socket?)", where);
+        error_setg(errp, "the socket cannot pass file descriptors "
+                   "(not a UNIX socket?)");
         return NULL;
     }
     /*
@@ -1026,7 +1033,7 @@ VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *name,
         struct epoll_event ev = { .events = EPOLLIN };
 
         if (epoll_ctl(epfd, EPOLL_CTL_ADD, sioc->fd, &ev) < 0) {
-            error_setg_errno(errp, errno, "cannot watch '%s'", where);
+            error_setg_errno(errp, errno, "cannot watch the socket");
             close(epfd);
             return NULL;
         }
@@ -1036,10 +1043,12 @@ VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *name,
     proxy->rbuf = g_malloc(VFIO_USER_RBUF_SIZE);
     proxy->epfd = epfd;
     proxy->name = g_strdup(name);
-    proxy->sioc = g_steal_pointer(&sioc);
+    object_ref(OBJECT(sioc));
+    proxy->sioc = sioc;
     proxy->ioc = QIO_CHANNEL(proxy->sioc);
     proxy->fd = proxy->sioc->fd;
     proxy->timeout_ms = timeout_ms;
+    proxy->report_death = true;
     qemu_mutex_init(&proxy->lock);
     qemu_cond_init(&proxy->cond);
     qemu_cond_init(&proxy->send_cond);
@@ -1084,6 +1093,11 @@ void vfio_user_set_death_notifier(VFIOUserProxy *proxy,
 {
     proxy->death_notify = notify;
     proxy->death_opaque = opaque;
+}
+
+void vfio_user_set_report_death(VFIOUserProxy *proxy, bool report)
+{
+    proxy->report_death = report;
 }
 
 const VFIOUserPeerCaps *vfio_user_peer_caps(VFIOUserProxy *proxy)

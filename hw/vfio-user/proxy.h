@@ -17,6 +17,7 @@
 #include "qemu/thread.h"
 #include "qemu/queue.h"
 #include "io/channel.h"
+#include "io/channel-socket.h"
 #include "qapi/qapi-types-sockets.h"
 #include "hw/qdev-core.h"
 #include "hw/vfio-user/protocol.h"
@@ -73,6 +74,13 @@ typedef struct VFIOUserReply {
 VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *name,
                                  uint32_t timeout_ms,
                                  MemReentrancyGuard *guard, Error **errp);
+/*
+ * The same over @sioc, a socket already connected (by an asynchronous
+ * connect, see reconnect.c): the proxy takes a reference to it.
+ */
+VFIOUserProxy *vfio_user_proxy_new(QIOChannelSocket *sioc, const char *name,
+                                   uint32_t timeout_ms,
+                                   MemReentrancyGuard *guard, Error **errp);
 void vfio_user_set_request_handler(VFIOUserProxy *proxy,
                                    VFIOUserRequestHandler handler,
                                    void *opaque);
@@ -81,6 +89,12 @@ void vfio_user_set_death_notifier(VFIOUserProxy *proxy,
                                   void (*notify)(void *opaque,
                                                  const char *reason),
                                   void *opaque);
+/*
+ * Whether the death of the connection is logged (it is by default): a
+ * connection being tried out to restore a device (reconnect.c) dies
+ * quietly, since a reconnect logs only its first failure.
+ */
+void vfio_user_set_report_death(VFIOUserProxy *proxy, bool report);
 void vfio_user_disconnect(VFIOUserProxy *proxy);
 
 /*
