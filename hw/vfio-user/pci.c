@@ -16,7 +16,9 @@
 #include "qemu/error-report.h"
 #include "qemu/units.h"
 #include "migration/blocker.h"
+#include "qapi/qapi-commands-vfio.h"
 #include "qapi/qapi-events-vfio.h"
+#include "monitor/monitor.h"
 #include "hw/qdev-properties.h"
 #include "hw/vfio/pci.h"
 #include "hw/vfio-user/container.h"
@@ -352,15 +354,16 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
         vfio_pci_realize_cleanup(vdev);
         goto error;
     }
-    /* An fd socket cannot be connected again by us: only by QMP */
-    if (upci->reconnect_ms) {
-        upci->reconnect = vfio_user_reconnect_new(
-            upci->socket->type == SOCKET_ADDRESS_TYPE_UNIX ? upci->socket
-                                                           : NULL,
-            vbasedev->name, upci->reconnect_ms, upci->timeout_ms,
-            &DEVICE(pdev)->mem_reentrancy_guard, vfio_user_pci_reconnected,
-            upci);
-    }
+    /*
+     * vfio-user-reconnect can always give the device a new connection;
+     * reconnect-ms makes it try by itself, which it can with a socket
+     * path, not with an fd.
+     */
+    upci->reconnect = vfio_user_reconnect_new(
+        upci->reconnect_ms && upci->socket->type == SOCKET_ADDRESS_TYPE_UNIX ?
+        upci->socket : NULL,
+        vbasedev->name, upci->reconnect_ms, upci->timeout_ms,
+        &DEVICE(pdev)->mem_reentrancy_guard, vfio_user_pci_reconnected, upci);
     return;
 
 error:
@@ -413,6 +416,36 @@ static void vfio_user_pci_reset(DeviceState *dev)
         warn_report("vfio-user: %s: device reset failed", vbasedev->name);
     }
     vfio_pci_post_reset(vdev);
+}
+
+void qmp_vfio_user_reconnect(const char *id, const char *fdname,
+                             Error **errp)
+{
+    Object *obj = object_resolve_path_type(id, TYPE_VFIO_USER_PCI, NULL);
+    VFIOUserPCIDevice *upci;
+    QIOChannelSocket *sioc;
+    bool ok;
+    int fd;
+
+    if (!obj || !DEVICE(obj)->realized) {
+        error_setg(errp, "'%s' is not a vfio-user-pci device", id);
+        return;
+    }
+    upci = VFIO_USER_PCI(obj);
+    fd = monitor_fd_param(monitor_cur(), fdname, errp);
+    if (fd < 0) {
+        return;
+    }
+    sioc = qio_channel_socket_new_fd(fd, errp);
+    if (!sioc) {
+        close(fd);
+        return;
+    }
+    ok = vfio_user_reconnect_with(upci->reconnect, sioc, errp);
+    object_unref(OBJECT(sioc));
+    if (!ok) {
+        error_prepend(errp, "%s: ", upci->parent_obj.vbasedev.name);
+    }
 }
 
 static void vfio_user_pci_get_socket(Object *obj, Visitor *v,

@@ -11,6 +11,8 @@
  */
 
 #include "qemu/osdep.h"
+#include <sys/socket.h>
+#include <sys/un.h>
 #include "libqtest.h"
 #include "libqos/pci.h"
 #include "qobject/qdict.h"
@@ -479,6 +481,87 @@ static void test_unplug_while_reconnecting(void)
     ctx_stop(&c);
 }
 
+/* A socket connected to c's server, passed to QEMU as @fdname */
+static void pass_socket(TestCtx *c, const char *fdname)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    QDict *resp;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_strlcpy(addr.sun_path, c->f.sock, sizeof(addr.sun_path));
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&addr, sizeof(addr)),
+                    ==, 0);
+    resp = qtest_qmp_fds(c->f.qts, &fd, 1, "{'execute': 'getfd',"
+                         "'arguments': {'fdname': %s}}", fdname);
+    g_assert(qdict_haskey(resp, "return"));
+    qobject_unref(resp);
+    close(fd);
+}
+
+/* vfio-user-reconnect with @fdname: NULL if it worked, else the error */
+static char *qmp_reconnect(TestCtx *c, const char *id, const char *fdname)
+{
+    QDict *resp = qtest_qmp(c->f.qts, "{'execute': 'vfio-user-reconnect',"
+                            "'arguments': {'id': %s, 'fdname': %s}}",
+                            id, fdname);
+    char *err = NULL;
+
+    if (qdict_haskey(resp, "error")) {
+        err = g_strdup(qdict_get_str(qdict_get_qdict(resp, "error"),
+                                     "desc"));
+        g_test_message("vfio-user-reconnect: %s", err);
+    }
+    qobject_unref(resp);
+    return err;
+}
+
+/*
+ * A device given its socket as an fd cannot reconnect by itself: the
+ * management layer hands it a new connected socket with
+ * vfio-user-reconnect.  Refused while the device is connected, and for
+ * what is not a vfio-user-pci device; accepted after the server died,
+ * and the device works again.
+ */
+static void test_qmp_reconnect(void)
+{
+    g_autofree char *err = NULL;
+    TestCtx c = { 0 };
+    QDict *resp;
+
+    vu_fixture_server(&c.f, "vfio-user-reconnect", NULL);
+    c.f.qts = qtest_initf("-machine pc -m %d", RAM_MB);
+    pass_socket(&c, "sock1");
+    resp = qtest_qmp(c.f.qts, "{'execute': 'device_add', 'arguments': {"
+                     "'driver': 'vfio-user-pci', 'id': 'vu0', 'addr': '4.0',"
+                     "'socket': {'type': 'fd', 'str': 'sock1'}}}");
+    g_assert(qdict_haskey(resp, "return"));
+    qobject_unref(resp);
+    vu_fixture_find_device(&c.f, VU_FIXTURE_DEVFN);
+    vu_fixture_bar0_writel(&c.f, VU_TEST_REG_SCRATCH, 0x77);
+
+    pass_socket(&c, "sock2");
+    err = qmp_reconnect(&c, "vu0", "sock2");
+    g_assert(err && strstr(err, "is connected"));
+    g_clear_pointer(&err, g_free);
+    err = qmp_reconnect(&c, "/machine/i440fx", "sock2");
+    g_assert(err && strstr(err, "not a vfio-user-pci device"));
+    g_clear_pointer(&err, g_free);
+
+    kill_server(&c);
+    wait_event(&c, "VFIO_USER_SERVER_LOST");
+    start_server(&c, NULL);
+    pass_socket(&c, "sock3");
+    err = qmp_reconnect(&c, "vu0", "sock3");
+    g_assert_null(err);
+    wait_event(&c, "VFIO_USER_SERVER_RECONNECTED");
+    g_assert(connected(&c));
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
+                    VU_TEST_ID_MAGIC);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_SCRATCH), ==, 0);
+    vu_fixture_stop(&c.f);
+}
+
 /* Without reconnect-ms a device that lost its server stays failed */
 static void test_no_reconnect_by_default(void)
 {
@@ -510,6 +593,7 @@ int main(int argc, char **argv)
     qtest_add_func("/vfio-user/reconnect/flapping", test_flapping);
     qtest_add_func("/vfio-user/reconnect/unplug-while-reconnecting",
                    test_unplug_while_reconnecting);
+    qtest_add_func("/vfio-user/reconnect/qmp-fd", test_qmp_reconnect);
     qtest_add_func("/vfio-user/reconnect/off-by-default",
                    test_no_reconnect_by_default);
     return g_test_run();
