@@ -118,6 +118,13 @@ static int vfio_user_dma_map(const VFIOContainerBase *bcontainer,
         goto fail;
     }
     ret = send_dma_map(container, iova, size, rb, offset, !readonly);
+    if (ret < 0 && vfio_user_is_dead(container->proxy)) {
+        /*
+         * No server to tell: the mapping stays in the table, for the
+         * server that a reconnect finds (restore.c) to be told of it.
+         */
+        return 0;
+    }
     if (ret < 0) {
         g_array_unref(vfio_user_dma_table_remove(container->dma, iova, size));
         goto fail;

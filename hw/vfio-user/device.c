@@ -517,7 +517,11 @@ static int vfio_user_set_irqs(VFIODevice *vbasedev, struct vfio_irq_set *set)
 {
     int ret = vfio_user_device_send_irq_set(vbasedev, set);
 
-    if (ret == 0) {
+    /*
+     * What hw/vfio sets up while the server is gone is what a server
+     * found by a reconnect must be told (restore.c).
+     */
+    if (ret == 0 || vfio_user_is_dead(proxy_of(vbasedev))) {
         irq_state_record(vfio_user_device_of(vbasedev), set);
     }
     return ret;

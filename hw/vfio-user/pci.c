@@ -20,6 +20,8 @@
 #include "qapi/qapi-events-vfio.h"
 #include "monitor/monitor.h"
 #include "hw/qdev-properties.h"
+#include "hw/pci/pci_bridge.h"
+#include "hw/pci/pcie_aer.h"
 #include "hw/vfio/pci.h"
 #include "hw/vfio-user/container.h"
 #include "hw/vfio-user/device.h"
@@ -92,6 +94,32 @@ static void vfio_user_pci_server_died(void *opaque, const char *reason)
 }
 
 /*
+ * The device is back, but what the server kept inside it (an NVMe
+ * controller's queues) is new, and the guest's driver must reset it.
+ * Below a PCIe port with AER, report what real hardware reports when a
+ * device drops off its link: a Surprise Down error at the port, fatal
+ * by default.  Linux answers with its error recovery: drivers quiesce,
+ * the port resets its link (the device is reset, DEVICE_RESET), and
+ * drivers restart their devices and resubmit what was in flight, rather
+ * than fail it.  It is reported now, not at the death, when the reset
+ * would find no device and the driver would give it up.  Elsewhere the
+ * guest's driver notices on its own, when a request times out.
+ */
+static void vfio_user_pci_report_link_down(VFIOUserPCIDevice *upci)
+{
+    PCIDevice *port = pci_bridge_get_device(pci_get_bus(PCI_DEVICE(upci)));
+    PCIEAERErr err = { .status = PCI_ERR_UNC_SDN };
+    int ret = -ENODEV;
+
+    if (port && pci_is_express(port) && port->exp.aer_cap) {
+        err.source_id = pci_requester_id(port);
+        ret = pcie_aer_inject_error(port, &err);
+    }
+    trace_vfio_user_pci_link_down_reported(upci->parent_obj.vbasedev.name,
+                                           ret);
+}
+
+/*
  * A new connection to the server (reconnect.c): if restore.c can put
  * the device back on it, it replaces the dead one.
  */
@@ -104,7 +132,6 @@ static bool vfio_user_pci_reconnected(void *opaque, VFIOUserProxy *proxy,
     VFIOUserProxy *old = upci->user.proxy;
     g_autofree char *path = NULL;
 
-    vfio_user_set_poll_max_ns(proxy, upci->poll_max_ns);
     if (!vfio_user_pci_restore(vdev, &upci->user, proxy, errp)) {
         return false;
     }
@@ -118,6 +145,7 @@ static bool vfio_user_pci_reconnected(void *opaque, VFIOUserProxy *proxy,
     trace_vfio_user_pci_reconnected(vdev->vbasedev.name);
     qapi_event_send_vfio_user_server_reconnected(dev->id ? dev->id : "",
                                                  path);
+    vfio_user_pci_report_link_down(upci);
     return true;
 }
 
@@ -363,7 +391,8 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
         upci->reconnect_ms && upci->socket->type == SOCKET_ADDRESS_TYPE_UNIX ?
         upci->socket : NULL,
         vbasedev->name, upci->reconnect_ms, upci->timeout_ms,
-        &DEVICE(pdev)->mem_reentrancy_guard, vfio_user_pci_reconnected, upci);
+        upci->poll_max_ns, &DEVICE(pdev)->mem_reentrancy_guard,
+        vfio_user_pci_reconnected, upci);
     return;
 
 error:

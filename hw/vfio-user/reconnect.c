@@ -4,11 +4,12 @@
  *
  * A restarted server listens on the same socket path again.  Every
  * attempt to reach it runs from the main loop without blocking it: a
- * timer starts an asynchronous connect (a thread of QIOTask's does the
- * connect(), which a server that listens but does not accept would
- * block), and its completion, back in the main loop with the BQL, hands
- * the new connection to the device, which restores itself over it
- * (restore.c) or refuses it.
+ * timer starts a QIOTask whose thread connects and negotiates the
+ * version (a server that listens but does not accept blocks connect(),
+ * one that accepts but does not answer blocks VERSION for up to
+ * x-msg-timeout), and its completion, back in the main loop with the
+ * BQL, hands the new connection to the device, which restores itself
+ * over it (restore.c) or refuses it.
  *
  * Attempts back off: each failure doubles the wait, from the device's
  * reconnect-ms up to VFIO_USER_RECONNECT_MAX_MS.  A server that accepts
@@ -37,6 +38,7 @@ struct VFIOUserReconnect {
     char *name;
     uint32_t interval_ms;
     uint32_t timeout_ms;
+    uint32_t poll_max_ns;
     MemReentrancyGuard *guard;
     VFIOUserRestoreFunc restore;
     void *opaque;
@@ -83,19 +85,33 @@ static void reconnect_failed(VFIOUserReconnect *rc, Error *err)
     }
 }
 
-/* Hand @sioc to the device: true if it is back. */
-static bool reconnect_restore(VFIOUserReconnect *rc, QIOChannelSocket *sioc,
-                              Error **errp)
+/*
+ * A new connection: quiet until the device takes it (its death is this
+ * attempt's failure), and negotiated.
+ */
+static VFIOUserProxy *reconnect_open(VFIOUserReconnect *rc,
+                                     QIOChannelSocket *sioc, Error **errp)
 {
     VFIOUserProxy *proxy;
 
     proxy = vfio_user_proxy_new(sioc, rc->name, rc->timeout_ms, rc->guard,
                                 errp);
     if (!proxy) {
-        return false;
+        return NULL;
     }
-    /* Until the device takes it, its death is this attempt's failure. */
     vfio_user_set_report_death(proxy, false);
+    vfio_user_set_poll_max_ns(proxy, rc->poll_max_ns);
+    if (!vfio_user_negotiate(proxy, errp)) {
+        vfio_user_disconnect(proxy);
+        return NULL;
+    }
+    return proxy;
+}
+
+/* Hand @proxy to the device: true if it is back. */
+static bool reconnect_restore(VFIOUserReconnect *rc, VFIOUserProxy *proxy,
+                              Error **errp)
+{
     if (!rc->restore(rc->opaque, proxy, errp)) {
         vfio_user_disconnect(proxy);
         return false;
@@ -109,22 +125,51 @@ static bool reconnect_restore(VFIOUserReconnect *rc, QIOChannelSocket *sioc,
     return true;
 }
 
-static void reconnect_connected(QIOTask *task, gpointer opaque)
+/*
+ * In a thread of its own, so that neither a server that listens but does
+ * not accept, nor one that accepts and does not answer VERSION, blocks
+ * the main loop: connect and negotiate.  @rc is not freed meanwhile
+ * (vfio_user_reconnect_free() leaves that to reconnect_done()), and what
+ * this reads of it does not change.
+ */
+static void reconnect_worker(QIOTask *task, gpointer opaque)
 {
     VFIOUserReconnect *rc = opaque;
-    QIOChannelSocket *sioc = QIO_CHANNEL_SOCKET(qio_task_get_source(task));
+    g_autoptr(QIOChannelSocket) sioc = qio_channel_socket_new();
+    VFIOUserProxy *proxy = NULL;
+    Error *err = NULL;
+
+    if (qio_channel_socket_connect_sync(sioc, rc->addr, &err) == 0) {
+        proxy = reconnect_open(rc, sioc, &err);
+    }
+    if (proxy) {
+        qio_task_set_result_pointer(task, proxy, NULL);
+    } else {
+        qio_task_set_error(task, err);
+    }
+}
+
+/* Back in the main loop, with the BQL */
+static void reconnect_done(QIOTask *task, gpointer opaque)
+{
+    VFIOUserReconnect *rc = opaque;
+    VFIOUserProxy *proxy = NULL;
     Error *err = NULL;
 
     rc->connecting = false;
-    if (rc->orphaned) {
-        vfio_user_reconnect_free(rc);
+    if (!qio_task_propagate_error(task, &err)) {
+        proxy = qio_task_get_result_pointer(task);
+    }
+    if (rc->orphaned || !rc->down) {
+        /* Unplugged, or restored meanwhile by QMP */
+        error_free(err);
+        vfio_user_disconnect(proxy);
+        if (rc->orphaned) {
+            vfio_user_reconnect_free(rc);
+        }
         return;
     }
-    if (!rc->down) {
-        return;                 /* restored meanwhile, by QMP */
-    }
-    if (qio_task_propagate_error(task, &err) ||
-        !reconnect_restore(rc, sioc, &err)) {
+    if (!proxy || !reconnect_restore(rc, proxy, &err)) {
         reconnect_failed(rc, err);
     }
 }
@@ -132,24 +177,22 @@ static void reconnect_connected(QIOTask *task, gpointer opaque)
 static void reconnect_timer_cb(void *opaque)
 {
     VFIOUserReconnect *rc = opaque;
-    QIOChannelSocket *sioc;
+    QIOTask *task;
 
     if (rc->connecting || !rc->down) {
         return;
     }
     trace_vfio_user_reconnect_attempt(rc->name, rc->failures);
     rc->connecting = true;
-    sioc = qio_channel_socket_new();
-    qio_channel_socket_connect_async(sioc, rc->addr, reconnect_connected,
-                                     rc, NULL, NULL);
-    /* The task holds its own reference to sioc until it is done. */
-    object_unref(OBJECT(sioc));
+    task = qio_task_new(NULL, reconnect_done, rc, NULL);
+    qio_task_run_in_thread(task, reconnect_worker, rc, NULL, NULL);
 }
 
 VFIOUserReconnect *vfio_user_reconnect_new(const SocketAddress *addr,
                                            const char *name,
                                            uint32_t interval_ms,
                                            uint32_t timeout_ms,
+                                           uint32_t poll_max_ns,
                                            MemReentrancyGuard *guard,
                                            VFIOUserRestoreFunc restore,
                                            void *opaque)
@@ -160,6 +203,7 @@ VFIOUserReconnect *vfio_user_reconnect_new(const SocketAddress *addr,
     rc->name = g_strdup(name);
     rc->interval_ms = MAX(interval_ms, 1);
     rc->timeout_ms = timeout_ms;
+    rc->poll_max_ns = poll_max_ns;
     rc->guard = guard;
     rc->restore = restore;
     rc->opaque = opaque;
@@ -187,12 +231,15 @@ void vfio_user_reconnect_start(VFIOUserReconnect *rc)
 bool vfio_user_reconnect_with(VFIOUserReconnect *rc, QIOChannelSocket *sioc,
                               Error **errp)
 {
+    VFIOUserProxy *proxy;
+
     if (!rc->down) {
         error_setg(errp, "the device is connected to its server");
         return false;
     }
     trace_vfio_user_reconnect_attempt(rc->name, rc->failures);
-    return reconnect_restore(rc, sioc, errp);
+    proxy = reconnect_open(rc, sioc, errp);
+    return proxy && reconnect_restore(rc, proxy, errp);
 }
 
 void vfio_user_reconnect_free(VFIOUserReconnect *rc)

@@ -11,8 +11,8 @@
 typedef struct VFIOUserReconnect VFIOUserReconnect;
 
 /*
- * Called in the main loop with a new connection (not yet negotiated) to
- * put the device back on.  True: the device now owns @proxy.  False,
+ * Called in the main loop with a new, negotiated connection to put the
+ * device back on.  True: the device now owns @proxy.  False,
  * with @errp set: @proxy is dropped and another attempt follows.
  */
 typedef bool (*VFIOUserRestoreFunc)(void *opaque, VFIOUserProxy *proxy,
@@ -21,12 +21,15 @@ typedef bool (*VFIOUserRestoreFunc)(void *opaque, VFIOUserProxy *proxy,
 /*
  * Reconnect to @addr (a UNIX socket path) every @interval_ms, backing off
  * while attempts fail, once vfio_user_reconnect_start() is called.
- * @name, @timeout_ms and @guard are as for vfio_user_connect().
+ * @name, @timeout_ms and @guard are as for vfio_user_connect(),
+ * @poll_max_ns as for vfio_user_set_poll_max_ns().  @addr NULL: only
+ * vfio_user_reconnect_with() reconnects.
  */
 VFIOUserReconnect *vfio_user_reconnect_new(const SocketAddress *addr,
                                            const char *name,
                                            uint32_t interval_ms,
                                            uint32_t timeout_ms,
+                                           uint32_t poll_max_ns,
                                            MemReentrancyGuard *guard,
                                            VFIOUserRestoreFunc restore,
                                            void *opaque);

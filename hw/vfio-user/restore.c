@@ -352,9 +352,6 @@ bool vfio_user_pci_restore(VFIOPCIDevice *vdev, VFIOUserDevice *udev,
     VFIODevice *vbasedev = &vdev->vbasedev;
     VFIOUserProxy *old = udev->proxy;
 
-    if (!vfio_user_negotiate(proxy, errp)) {
-        return false;
-    }
     /* The device operations now talk to the new server. */
     udev->proxy = proxy;
     if (!same_device_info(vbasedev, errp) ||

@@ -10,7 +10,7 @@
 #include "hw/vfio-user/device.h"
 
 /*
- * Negotiate on @proxy, a new connection, check that its server serves
+ * Check that the server on @proxy, a new negotiated connection, serves
  * the device @vdev had, and tell it everything the old server had been
  * told.  True: @udev works over @proxy (the caller disposes of the old
  * one).  False: @udev is back on its old proxy, and the error says what

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include "libqtest.h"
 #include "libqos/pci.h"
+#include "libqos/pci-pc.h"
 #include "qobject/qdict.h"
 #include "qemu/atomic.h"
 #include "hw/pci/pci_regs.h"
@@ -50,10 +51,11 @@ static void ctx_start(TestCtx *c, const VUTestServerConfig *cfg,
     close(fd);
     args = g_strdup_printf("-machine pc -m %d %s "
                            "-trace enable=vfio_user_reconnect*,file=%s "
-                           "-trace enable=vfio_user_restore*,file=%s",
+                           "-trace enable=vfio_user_restore*,file=%s "
+                           "-trace enable=vfio_user_pci_link*,file=%s",
                            RAM_MB,
                            memfd_ram ? VU_FIXTURE_MEMFD_RAM : "", c->trace,
-                           c->trace);
+                           c->trace, c->trace);
     dev = g_strdup_printf(",reconnect-ms=%u%s", reconnect_ms,
                           dev_extra ? dev_extra : "");
     vu_fixture_server(&c->f, "vfio-user-reconnect", cfg);
@@ -274,6 +276,9 @@ static void check_restore(bool secure)
     /* MSI-X: the eventfds were given again, and a vector reaches us */
     g_assert_cmpuint(irq_fds_sent(c.f.srv, VFIO_PCI_MSIX_IRQ_INDEX), >, 0);
     check_msix(&c);
+    /* On conventional PCI there is no port to report an error at */
+    g_assert_cmpuint(trace_lines(&c, "Surprise Down at the port above: "
+                                 "-19"), ==, 1);
     ctx_stop(&c);
 }
 
@@ -285,6 +290,26 @@ static void test_restore(void)
 static void test_restore_secure(void)
 {
     check_restore(true);
+}
+
+/*
+ * What the guest sets up while the server is gone (here MSI-X, enabled
+ * and programmed during the outage) reaches the server found next.
+ */
+static void test_set_up_while_down(void)
+{
+    TestCtx c = { 0 };
+
+    ctx_start(&c, NULL, false, NULL, 20);
+    g_assert_cmpuint(irq_fds_sent(c.f.srv, VFIO_PCI_MSIX_IRQ_INDEX), ==, 0);
+    kill_server(&c);
+    wait_event(&c, "VFIO_USER_SERVER_LOST");
+    setup_msix(&c);
+    start_server(&c, NULL);
+    wait_event(&c, "VFIO_USER_SERVER_RECONNECTED");
+    g_assert_cmpuint(irq_fds_sent(c.f.srv, VFIO_PCI_MSIX_IRQ_INDEX), >, 0);
+    check_msix(&c);
+    ctx_stop(&c);
 }
 
 /* INTx is set up again, unmasked, and reaches the IOAPIC after restore */
@@ -426,9 +451,20 @@ static void test_flapping(void)
     VUTestServerConfig cfg;
     VUTestServerStats st;
     TestCtx c = { 0 };
-    gint64 start;
+    gint64 start, max_us = 0;
 
     ctx_start(&c, NULL, false, NULL, 20);
+    /* What QMP takes here without a flapping server, for comparison */
+    start = g_get_monotonic_time();
+    while (g_get_monotonic_time() - start < 500 * 1000) {
+        gint64 t = g_get_monotonic_time();
+
+        query_status_ok(&c);
+        max_us = MAX(max_us, g_get_monotonic_time() - t);
+        g_usleep(50 * 1000);
+    }
+    g_test_message("QMP answered within %" PRId64 " us before", max_us);
+    max_us = 0;
     kill_server(&c);
     wait_event(&c, "VFIO_USER_SERVER_LOST");
 
@@ -442,9 +478,11 @@ static void test_flapping(void)
         gint64 t = g_get_monotonic_time();
 
         query_status_ok(&c);
-        g_assert_cmpint(g_get_monotonic_time() - t, <, 500 * 1000);
+        max_us = MAX(max_us, g_get_monotonic_time() - t);
         g_usleep(50 * 1000);
     }
+    g_test_message("QMP answered within %" PRId64 " us", max_us);
+    g_assert_cmpint(max_us, <, 500 * 1000);
     vu_test_server_get_stats(c.f.srv, &st);
     /* 20, 40, 80, 160, 320, 640 ms: at most 7 in 1.5 s; polling: 75 */
     g_test_message("%u connections in 1.5 s", st.connections);
@@ -457,6 +495,53 @@ static void test_flapping(void)
     wait_event(&c, "VFIO_USER_SERVER_RECONNECTED");
     g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
                     VU_TEST_ID_MAGIC);
+    ctx_stop(&c);
+}
+
+static VUTestHookAction swallow_version(VUTestServer *s, const VUTestMsg *msg,
+                                        GByteArray *reply, void *opaque)
+{
+    return msg->hdr.command == VFIO_USER_VERSION ? VU_TEST_HOOK_REPLACE
+                                                 : VU_TEST_HOOK_CONTINUE;
+}
+
+/*
+ * A server that accepts and never answers VERSION (a wedged process):
+ * each attempt waits x-msg-timeout for it, but off the main loop, so
+ * QMP and the vCPU (a BAR read of the failed device) answer at once
+ * meanwhile.
+ */
+static void test_hung_server(void)
+{
+    VUTestServerConfig cfg;
+    VUTestServerStats st;
+    TestCtx c = { 0 };
+    gint64 start, max_us = 0;
+
+    ctx_start(&c, NULL, false, ",x-msg-timeout=1000", 20);
+    kill_server(&c);
+    wait_event(&c, "VFIO_USER_SERVER_LOST");
+    vu_test_server_config_init(&cfg);
+    cfg.reaccept = true;
+    cfg.hook = swallow_version;
+    start_server(&c, &cfg);
+    start = g_get_monotonic_time();
+    while (g_get_monotonic_time() - start < 2500 * 1000) {
+        gint64 t = g_get_monotonic_time();
+
+        query_status_ok(&c);
+        g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
+                        0xffffffff);
+        max_us = MAX(max_us, g_get_monotonic_time() - t);
+        g_usleep(20 * 1000);
+    }
+    g_test_message("QMP and a BAR read answered within %" PRId64 " us",
+                   max_us);
+    g_assert_cmpint(max_us, <, 500 * 1000);
+    vu_test_server_get_stats(c.f.srv, &st);
+    g_assert_cmpuint(st.connections, >=, 2);
+    g_assert(wait_trace(&c, "version negotiation failed"));
+    g_assert(!connected(&c));
     ctx_stop(&c);
 }
 
@@ -478,6 +563,51 @@ static void test_unplug_while_reconnecting(void)
     vu_test_server_get_stats(c.f.srv, &st);
     g_assert_cmpuint(st.connections, ==, 0);
     query_status_ok(&c);
+    ctx_stop(&c);
+}
+
+/*
+ * Below a PCIe root port with AER, the device's return is reported to
+ * the guest as a Surprise Down at the port (fatal: the port's device
+ * status says so), for its drivers to reset the device.
+ */
+static void test_aer_surprise_down(void)
+{
+    TestCtx c = { 0 };
+    QPCIDevice *port;
+    uint8_t exp;
+    int fd = g_file_open_tmp("vfio-user-reconnect-XXXXXX.trace", &c.trace,
+                             NULL);
+
+    g_assert(fd >= 0);
+    close(fd);
+    vu_fixture_server(&c.f, "vfio-user-reconnect", NULL);
+    c.f.qts = qtest_initf("-machine q35 -m %d "
+                          "-trace enable=vfio_user_pci_link*,file=%s "
+                          "-device pcie-root-port,id=rp0,chassis=1,addr=5.0 "
+                          "-device vfio-user-pci,id=vu0,bus=rp0,"
+                          "socket.path=%s,reconnect-ms=20",
+                          RAM_MB, c.trace, c.f.sock);
+    c.f.bus = qpci_new_pc(c.f.qts, NULL);
+    port = qpci_device_find(c.f.bus, QPCI_DEVFN(5, 0));
+    g_assert(port);
+    exp = qpci_find_capability(port, PCI_CAP_ID_EXP, 0);
+    g_assert(exp);
+    g_assert_cmphex(qpci_config_readw(port, exp + PCI_EXP_DEVSTA) &
+                    PCI_EXP_DEVSTA_FED, ==, 0);
+
+    kill_server(&c);
+    wait_event(&c, "VFIO_USER_SERVER_LOST");
+    /* Not at the death: a reset now would find no device */
+    g_assert_cmphex(qpci_config_readw(port, exp + PCI_EXP_DEVSTA) &
+                    PCI_EXP_DEVSTA_FED, ==, 0);
+    start_server(&c, NULL);
+    wait_event(&c, "VFIO_USER_SERVER_RECONNECTED");
+    g_assert_cmphex(qpci_config_readw(port, exp + PCI_EXP_DEVSTA) &
+                    PCI_EXP_DEVSTA_FED, ==, PCI_EXP_DEVSTA_FED);
+    g_assert_cmpuint(trace_lines(&c, "Surprise Down at the port above: 0"),
+                     ==, 1);
+    g_free(port);
     ctx_stop(&c);
 }
 
@@ -586,14 +716,19 @@ int main(int argc, char **argv)
     qtest_add_func("/vfio-user/reconnect/restore-secure-dma",
                    test_restore_secure);
     qtest_add_func("/vfio-user/reconnect/intx", test_intx);
+    qtest_add_func("/vfio-user/reconnect/set-up-while-down",
+                   test_set_up_while_down);
     qtest_add_func("/vfio-user/reconnect/identity-mismatch",
                    test_identity_mismatch);
     qtest_add_func("/vfio-user/reconnect/death-during-restore",
                    test_death_during_restore);
     qtest_add_func("/vfio-user/reconnect/flapping", test_flapping);
+    qtest_add_func("/vfio-user/reconnect/hung-server", test_hung_server);
     qtest_add_func("/vfio-user/reconnect/unplug-while-reconnecting",
                    test_unplug_while_reconnecting);
     qtest_add_func("/vfio-user/reconnect/qmp-fd", test_qmp_reconnect);
+    qtest_add_func("/vfio-user/reconnect/aer-surprise-down",
+                   test_aer_surprise_down);
     qtest_add_func("/vfio-user/reconnect/off-by-default",
                    test_no_reconnect_by_default);
     return g_test_run();
