@@ -86,26 +86,22 @@ static void reconnect_failed(VFIOUserReconnect *rc, Error *err)
 }
 
 /*
- * A new connection: quiet until the device takes it (its death is this
- * attempt's failure), and negotiated.
+ * A new connection, quiet until the device takes it (its death is this
+ * attempt's failure), negotiated.  On failure *@proxy may still be set,
+ * dead: only the main loop may free it, since its death bottom half
+ * may be about to run there.
  */
-static VFIOUserProxy *reconnect_open(VFIOUserReconnect *rc,
-                                     QIOChannelSocket *sioc, Error **errp)
+static bool reconnect_open(VFIOUserReconnect *rc, QIOChannelSocket *sioc,
+                           VFIOUserProxy **proxy, Error **errp)
 {
-    VFIOUserProxy *proxy;
-
-    proxy = vfio_user_proxy_new(sioc, rc->name, rc->timeout_ms, rc->guard,
-                                errp);
-    if (!proxy) {
-        return NULL;
+    *proxy = vfio_user_proxy_new(sioc, rc->name, rc->timeout_ms, rc->guard,
+                                 errp);
+    if (!*proxy) {
+        return false;
     }
-    vfio_user_set_report_death(proxy, false);
-    vfio_user_set_poll_max_ns(proxy, rc->poll_max_ns);
-    if (!vfio_user_negotiate(proxy, errp)) {
-        vfio_user_disconnect(proxy);
-        return NULL;
-    }
-    return proxy;
+    vfio_user_set_report_death(*proxy, false);
+    vfio_user_set_poll_max_ns(*proxy, rc->poll_max_ns);
+    return vfio_user_negotiate(*proxy, errp);
 }
 
 /* Hand @proxy to the device: true if it is back. */
@@ -125,41 +121,40 @@ static bool reconnect_restore(VFIOUserReconnect *rc, VFIOUserProxy *proxy,
     return true;
 }
 
+/* One attempt, from the timer to reconnect_done() */
+typedef struct ReconnectAttempt {
+    VFIOUserReconnect *rc;
+    VFIOUserProxy *proxy;
+    Error *err;
+} ReconnectAttempt;
+
 /*
  * In a thread of its own, so that neither a server that listens but does
  * not accept, nor one that accepts and does not answer VERSION, blocks
- * the main loop: connect and negotiate.  @rc is not freed meanwhile
- * (vfio_user_reconnect_free() leaves that to reconnect_done()), and what
- * this reads of it does not change.
+ * the main loop: connect and negotiate.  The attempt's rc is not freed
+ * meanwhile (vfio_user_reconnect_free() leaves that to reconnect_done()),
+ * and what this reads of it does not change.
  */
 static void reconnect_worker(QIOTask *task, gpointer opaque)
 {
-    VFIOUserReconnect *rc = opaque;
+    ReconnectAttempt *at = opaque;
     g_autoptr(QIOChannelSocket) sioc = qio_channel_socket_new();
-    VFIOUserProxy *proxy = NULL;
-    Error *err = NULL;
 
-    if (qio_channel_socket_connect_sync(sioc, rc->addr, &err) == 0) {
-        proxy = reconnect_open(rc, sioc, &err);
-    }
-    if (proxy) {
-        qio_task_set_result_pointer(task, proxy, NULL);
-    } else {
-        qio_task_set_error(task, err);
+    if (qio_channel_socket_connect_sync(sioc, at->rc->addr, &at->err) == 0) {
+        reconnect_open(at->rc, sioc, &at->proxy, &at->err);
     }
 }
 
 /* Back in the main loop, with the BQL */
 static void reconnect_done(QIOTask *task, gpointer opaque)
 {
-    VFIOUserReconnect *rc = opaque;
-    VFIOUserProxy *proxy = NULL;
-    Error *err = NULL;
+    ReconnectAttempt *at = opaque;
+    VFIOUserReconnect *rc = at->rc;
+    Error *err = g_steal_pointer(&at->err);
+    VFIOUserProxy *proxy = g_steal_pointer(&at->proxy);
 
+    g_free(at);
     rc->connecting = false;
-    if (!qio_task_propagate_error(task, &err)) {
-        proxy = qio_task_get_result_pointer(task);
-    }
     if (rc->orphaned || !rc->down) {
         /* Unplugged, or restored meanwhile by QMP */
         error_free(err);
@@ -169,7 +164,10 @@ static void reconnect_done(QIOTask *task, gpointer opaque)
         }
         return;
     }
-    if (!proxy || !reconnect_restore(rc, proxy, &err)) {
+    if (err) {
+        vfio_user_disconnect(proxy);
+        reconnect_failed(rc, err);
+    } else if (!reconnect_restore(rc, proxy, &err)) {
         reconnect_failed(rc, err);
     }
 }
@@ -177,6 +175,7 @@ static void reconnect_done(QIOTask *task, gpointer opaque)
 static void reconnect_timer_cb(void *opaque)
 {
     VFIOUserReconnect *rc = opaque;
+    ReconnectAttempt *at;
     QIOTask *task;
 
     if (rc->connecting || !rc->down) {
@@ -184,8 +183,10 @@ static void reconnect_timer_cb(void *opaque)
     }
     trace_vfio_user_reconnect_attempt(rc->name, rc->failures);
     rc->connecting = true;
-    task = qio_task_new(NULL, reconnect_done, rc, NULL);
-    qio_task_run_in_thread(task, reconnect_worker, rc, NULL, NULL);
+    at = g_new0(ReconnectAttempt, 1);
+    at->rc = rc;
+    task = qio_task_new(NULL, reconnect_done, at, NULL);
+    qio_task_run_in_thread(task, reconnect_worker, at, NULL, NULL);
 }
 
 VFIOUserReconnect *vfio_user_reconnect_new(const SocketAddress *addr,
@@ -231,15 +232,18 @@ void vfio_user_reconnect_start(VFIOUserReconnect *rc)
 bool vfio_user_reconnect_with(VFIOUserReconnect *rc, QIOChannelSocket *sioc,
                               Error **errp)
 {
-    VFIOUserProxy *proxy;
+    VFIOUserProxy *proxy = NULL;
 
     if (!rc->down) {
         error_setg(errp, "the device is connected to its server");
         return false;
     }
     trace_vfio_user_reconnect_attempt(rc->name, rc->failures);
-    proxy = reconnect_open(rc, sioc, errp);
-    return proxy && reconnect_restore(rc, proxy, errp);
+    if (!reconnect_open(rc, sioc, &proxy, errp)) {
+        vfio_user_disconnect(proxy);
+        return false;
+    }
+    return reconnect_restore(rc, proxy, errp);
 }
 
 void vfio_user_reconnect_free(VFIOUserReconnect *rc)

@@ -172,3 +172,25 @@ bool vu_fixture_region_written(VUFixture *f, uint32_t region,
     }
     return false;
 }
+
+bool vu_fixture_wait_guest_u32(QTestState *qts, uint64_t addr, uint32_t want)
+{
+    for (int i = 0; i < VU_FIXTURE_WAIT_MS; i++) {
+        if (qtest_readl(qts, addr) == want) {
+            return true;
+        }
+        g_usleep(1000);
+    }
+    return false;
+}
+
+bool vu_fixture_wait_irq(QTestState *qts, int irq, bool level)
+{
+    for (int i = 0; i < VU_FIXTURE_WAIT_MS; i++) {
+        if (qtest_get_irq(qts, irq) == level) {
+            return true;
+        }
+        g_usleep(1000);
+    }
+    return false;
+}

@@ -96,6 +96,13 @@ void vu_fixture_server_dma_round_trip(VUFixture *f, uint64_t addr,
 /* How many fds the QEMU of f->qts holds: a leak shows as growth. */
 unsigned vu_fixture_qemu_fds(VUFixture *f);
 
+/* Wait up to VU_FIXTURE_WAIT_MS for guest memory at @addr to read @want */
+#define VU_FIXTURE_WAIT_MS  5000
+bool vu_fixture_wait_guest_u32(QTestState *qts, uint64_t addr,
+                               uint32_t want);
+/* The same for intercepted IRQ line @irq to be at @level */
+bool vu_fixture_wait_irq(QTestState *qts, int irq, bool level);
+
 /* Whether the server logged a REGION_WRITE at @offset of @region */
 bool vu_fixture_region_written(VUFixture *f, uint32_t region,
                                uint64_t offset);

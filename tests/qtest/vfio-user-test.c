@@ -568,17 +568,6 @@ static void test_dma_secure(void)
     check_dma(MEMFD_RAM, ",secure-dma=on", DMA_VIA_MESSAGES, 0);
 }
 
-static bool wait_guest_u32(QTestState *qts, uint64_t addr, uint32_t want)
-{
-    for (int i = 0; i < WAIT_MS; i++) {
-        if (qtest_readl(qts, addr) == want) {
-            return true;
-        }
-        g_usleep(1000);
-    }
-    return false;
-}
-
 /* The server signals an MSI-X vector; the guest's message arrives. */
 static void test_msix(void)
 {
@@ -602,7 +591,7 @@ static void test_msix(void)
     qtest_writel(c.f.qts, GUEST_MSI, 0);
 
     vu_fixture_bar0_writel(&c.f, VU_TEST_REG_IRQ_RAISE, 1);
-    g_assert(wait_guest_u32(c.f.qts, GUEST_MSI, 0x5a5a));
+    g_assert(vu_fixture_wait_guest_u32(c.f.qts, GUEST_MSI, 0x5a5a));
 
     sets = vu_test_server_set_irqs(c.f.srv);
     for (guint i = 0; i < sets->len; i++) {
@@ -655,7 +644,7 @@ static void check_msix_many(bool noresize)
     /* The server signals each vector's eventfd: none may be missing. */
     for (unsigned v = 0; v < nvec; v++) {
         vu_fixture_bar0_writel(&c.f, VU_TEST_REG_IRQ_RAISE, v);
-        g_assert(wait_guest_u32(c.f.qts, GUEST_MSI + 4 * v, 0x1000 + v));
+        g_assert(vu_fixture_wait_guest_u32(c.f.qts, GUEST_MSI + 4 * v, 0x1000 + v));
     }
 
     /*
@@ -709,17 +698,6 @@ static void test_msix_many_noresize(void)
     check_msix_many(true);
 }
 
-static bool wait_irq(QTestState *qts, int irq, bool level)
-{
-    for (int i = 0; i < WAIT_MS; i++) {
-        if (qtest_get_irq(qts, irq) == level) {
-            return true;
-        }
-        g_usleep(1000);
-    }
-    return false;
-}
-
 /* INTx: raised by the server, seen at the IOAPIC, and again after EOI. */
 static void test_intx(void)
 {
@@ -741,13 +719,13 @@ static void test_intx(void)
 
     for (int round = 0; round < 2; round++) {
         vu_fixture_bar0_writel(&c.f, VU_TEST_REG_IRQ_RAISE, 0);
-        g_assert(wait_irq(c.f.qts, irq, true));
+        g_assert(vu_fixture_wait_irq(c.f.qts, irq, true));
         /* The guest handles it: the BAR access ends the interrupt. */
         vu_fixture_bar0_writel(&c.f, VU_TEST_REG_IRQ_LOWER, 0);
         g_assert_cmpuint(vu_fixture_bar0_readl(&c.f,
                                                VU_TEST_REG_INTX_STATUS),
                          ==, 0);
-        g_assert(wait_irq(c.f.qts, irq, false));
+        g_assert(vu_fixture_wait_irq(c.f.qts, irq, false));
     }
 
     sets = vu_test_server_set_irqs(c.f.srv);
