@@ -644,7 +644,8 @@ static void check_msix_many(bool noresize)
     /* The server signals each vector's eventfd: none may be missing. */
     for (unsigned v = 0; v < nvec; v++) {
         vu_fixture_bar0_writel(&c.f, VU_TEST_REG_IRQ_RAISE, v);
-        g_assert(vu_fixture_wait_guest_u32(c.f.qts, GUEST_MSI + 4 * v, 0x1000 + v));
+        g_assert(vu_fixture_wait_guest_u32(c.f.qts, GUEST_MSI + 4 * v,
+                                           0x1000 + v));
     }
 
     /*
