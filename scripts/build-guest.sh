@@ -311,7 +311,7 @@ nvme-loop)
             i=$((i + 1))
         done
         g "loop ended at $(now) s"
-        dmesg | grep -E '\] (nvme|I/O error)' | tail -n 6 | sed 's/^/GUEST dmesg: /'
+        dmesg | grep -E '\] (nvme|I/O error|pcieport.*AER)' | tail -n 6 | sed 's/^/GUEST dmesg: /'
         case $rc in
             0) result "nvme-loop NOERROR after $loops rounds";;
             1) result "nvme-loop MISMATCH in round $i";;

@@ -31,6 +31,10 @@
 #   irq-intx-x10   the same with INTx (guest pci=nomsi; the nvme interrupt
 #                  must be an IO-APIC one); in both, no interrupt storm
 #                  either ("nobody cared", or more than IRQ_MAX interrupts)
+#   nvme-reconnect the server is killed and restarted under the guest's
+#                  NVMe I/O loop, RECONNECT_KILLS (10) times (not in the
+#                  default list yet: see test_reconnect)
+#   nvme-reconnect-secure  the same with secure-dma=on
 #
 # Usage: guest-tests.sh [TOP] [TEST...]     (default: all)
 # Needs: make qemu, make server (tests needing it are SKIPped otherwise),
@@ -334,6 +338,68 @@ test_irq() {
     fi
 }
 
+# test_reconnect NAME SECURE KILLS: the server is SIGKILLed while the
+# guest writes, reads back and compares NVMe data in a loop, and a new one
+# is started 2 s later on the same socket and disk file, KILLS times in
+# one boot.  q35, the device below a pcie-root-port (AER), reconnect-ms.
+# Each time the client must reconnect (VFIO_USER_SERVER_RECONNECTED) and
+# the guest's loop go on without an I/O error or a mismatch (the guest's
+# error recovery, started by the Surprise Down the client reports at the
+# port, resets the controller and resubmits what was in flight).  The
+# stall: guest time from the last round before a kill to the first after.
+RECONNECT_KILLS=${RECONNECT_KILLS:-10}
+test_reconnect() {   # NAME SECURE KILLS
+    local name=$1 secure=$2 kills=$3 p=$LOGDIR/$1 t0=$SECONDS
+    local k rounds back a args=() stall max_stall=0 stalls=
+    have_server || { report SKIP $name 0 "no $SERVER_QEMU (make server)"; return; }
+    rm -f "$p.disk"; truncate -s 64M "$p.disk"
+    start_nvme_server "$p.sock" "$p.disk" "$p.server.log" ||
+        { report FAIL $name $((SECONDS - t0)) "server did not start"; lib_cleanup; return; }
+    guest_args "$p.sock" "$secure" 0 "demo=nvme-loop size=2 loops=1000000"
+    # q35, and the device below a root port (created before it)
+    for a in "${GUEST_ARGS[@]}"; do
+        case $a in
+            pc) args+=(q35);;
+            vfio-user-pci,*) args+=(pcie-root-port,id=rp0,chassis=1 -device
+                                    "$a,bus=rp0,reconnect-ms=100");;
+            *) args+=("$a");;
+        esac
+    done
+    GUEST_ARGS=("${args[@]}")
+    start_client "$p"
+    if ! wait_console "$p.console" 'IO-LOOP 2 ok' 120 "$CLIENT_PID"; then
+        report FAIL $name $((SECONDS - t0)) "guest I/O never started ($p.console)"
+        lib_cleanup; return
+    fi
+    for k in $(seq 1 "$kills"); do
+        kill -KILL "$SERVER_PID"
+        wait "$SERVER_PID" 2>/dev/null
+        rounds=$(grep -c 'IO-LOOP .* ok' "$p.console")
+        echo "test: server killed after round $rounds" >> "$p.client.log"
+        sleep 2
+        start_nvme_server "$p.sock" "$p.disk" "$p.server.log.$k" ||
+            { report FAIL $name $((SECONDS - t0)) "server $k did not start"; lib_cleanup; return; }
+        if ! wait_console "$p.console" "IO-LOOP $((rounds + 2)) ok|GUEST-RESULT" 120 "$CLIENT_PID" ||
+           grep -q 'GUEST-RESULT' "$p.console"; then
+            report FAIL $name $((SECONDS - t0)) "kill $k: $(guest_result "$p.console" || true); the loop did not go on ($p.console, $p.client.log)"
+            lib_cleanup; return
+        fi
+        back=$(grep -c 'reconnected to the server' "$p.client.log")
+        if [ "$back" != "$k" ]; then
+            report FAIL $name $((SECONDS - t0)) "kill $k: the client reconnected $back times ($p.client.log)"
+            lib_cleanup; return
+        fi
+        # Guest seconds between round $rounds and round $rounds + 1
+        stall=$(sed -n "s/.*IO-LOOP \($rounds\|$((rounds + 1))\) ok at \([0-9.]*\) s.*/\2/p" "$p.console" |
+                awk 'NR == 1 { a = $1 } NR == 2 { printf "%.1f", $1 - a }')
+        stalls="$stalls $stall"
+        max_stall=$(awk -v a="$max_stall" -v b="${stall:-0}" 'BEGIN { print (b > a) ? b : a }')
+    done
+    lib_cleanup
+    report PASS $name $((SECONDS - t0)) "$kills kills, each restarted after 2 s: the client reconnected each time and the guest's loop went on without an I/O error or mismatch; stall per kill (s):$stalls (max $max_stall)"
+    rm -f "$p.disk"
+}
+
 tests=("$@")
 # irq-msix-x10 and irq-intx-x10 take about 3 minutes each.
 [ ${#tests[@]} -gt 0 ] || tests=(nvme-fd nvme-secure gpio server-killed server-killed-secure
@@ -349,6 +415,8 @@ for t in "${tests[@]}"; do
         nvme-viommu-fd) test_nvme nvme-viommu-fd off 1;;
         irq-msix-x10) test_irq irq-msix-x10 msix 10;;
         irq-intx-x10) test_irq irq-intx-x10 intx 10;;
+        nvme-reconnect) test_reconnect nvme-reconnect off "$RECONNECT_KILLS";;
+        nvme-reconnect-secure) test_reconnect nvme-reconnect-secure on "$RECONNECT_KILLS";;
         *) report FAIL "$t" 0 "unknown test";;
     esac
 done
