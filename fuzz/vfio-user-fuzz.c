@@ -839,7 +839,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     n_input_fds = 0;
     track_fd(sv[0]);
     addr.u.fd.str = g_strdup_printf("%d", sv[0]);
-    proxy = vfio_user_connect(&addr, "fuzz", TIMEOUT_MS, &guard,
+    proxy = vfio_user_connect(&addr, "fuzz", TIMEOUT_MS, 0, &guard,
                               &error_abort);
     g_free(addr.u.fd.str);
     vfio_user_set_death_notifier(proxy, death_notify, NULL);

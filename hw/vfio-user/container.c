@@ -118,7 +118,8 @@ static int vfio_user_dma_map(const VFIOContainerBase *bcontainer,
         goto fail;
     }
     ret = send_dma_map(container, iova, size, rb, offset, !readonly);
-    if (ret < 0 && vfio_user_is_dead(container->proxy)) {
+    if (ret < 0 && bcontainer->initialized &&
+        vfio_user_is_dead(container->proxy)) {
         /*
          * No server to tell: the mapping stays in the table, for the
          * server that a reconnect finds (restore.c) to be told of it.
@@ -268,13 +269,25 @@ bool vfio_user_container_restore(VFIODevice *vbasedev, VFIOUserProxy *proxy,
                                  Error **errp)
 {
     VFIOUserContainer *container = user_container(vbasedev->bcontainer);
+    VFIOContainerBase *bcontainer = &container->bcontainer;
     g_autoptr(GArray) maps = vfio_user_dma_table_list(container->dma);
-    uint32_t max_maps = vfio_user_peer_caps(proxy)->max_dma_maps;
+    const VFIOUserPeerCaps *caps = vfio_user_peer_caps(proxy);
+    uint64_t min_pgsize = bcontainer->pgsizes & -bcontainer->pgsizes;
 
     vfio_user_container_set_proxy(vbasedev, proxy);
-    if (maps->len > max_maps) {
+    /* hw/vfio sized and aligned mappings by the first server's limits */
+    if (!(caps->pgsizes & min_pgsize) ||
+        caps->max_dma_maps < bcontainer->dma_max_mappings) {
+        error_setg(errp, "the server takes DMA page sizes 0x%" PRIx64
+                   " and %u mappings; the device needs page size 0x%"
+                   PRIx64 " and %u mappings", caps->pgsizes,
+                   caps->max_dma_maps, min_pgsize,
+                   bcontainer->dma_max_mappings);
+        return false;
+    }
+    if (maps->len > caps->max_dma_maps) {
         error_setg(errp, "the device has %u DMA mappings, the server "
-                   "accepts %u", maps->len, max_maps);
+                   "accepts %u", maps->len, caps->max_dma_maps);
         return false;
     }
     for (guint i = 0; i < maps->len; i++) {

@@ -481,6 +481,7 @@ static void irq_state_record(VFIOUserDevice *udev,
             irq_state_set_fd(&irq->unmask[i], -1);
             irq->masked[i] = false;
         }
+        irq->enabled = 0;
         return;
     }
     if (end > irq->nvec) {
@@ -502,6 +503,8 @@ static void irq_state_record(VFIOUserDevice *udev,
 
             if (action == VFIO_IRQ_SET_ACTION_TRIGGER) {
                 irq_state_set_fd(&irq->trigger[v], fd);
+                /* The kernel enables the index for the whole range */
+                irq->enabled = MAX(irq->enabled, v + 1);
             } else if (action == VFIO_IRQ_SET_ACTION_UNMASK) {
                 irq_state_set_fd(&irq->unmask[v], fd);
             }
@@ -515,14 +518,20 @@ static void irq_state_record(VFIOUserDevice *udev,
 
 static int vfio_user_set_irqs(VFIODevice *vbasedev, struct vfio_irq_set *set)
 {
+    VFIOUserDevice *udev = vfio_user_device_of(vbasedev);
     int ret = vfio_user_device_send_irq_set(vbasedev, set);
 
     /*
-     * What hw/vfio sets up while the server is gone is what a server
-     * found by a reconnect must be told (restore.c).
+     * A failed device (once realized: a server that dies during realize
+     * fails it) takes the set as it drops region writes: hw/vfio
+     * then keeps the state it asked for (it rolls back a failure), which
+     * is what a server found by a reconnect must be told (restore.c).
      */
-    if (ret == 0 || vfio_user_is_dead(proxy_of(vbasedev))) {
-        irq_state_record(vfio_user_device_of(vbasedev), set);
+    if (ret < 0 && udev->realized && vfio_user_is_dead(udev->proxy)) {
+        ret = 0;
+    }
+    if (ret == 0) {
+        irq_state_record(udev, set);
     }
     return ret;
 }

@@ -31,6 +31,7 @@ typedef struct VFIOUserIRQState {
     bool known;                 /* count and flags are the server's */
     uint32_t count;
     uint32_t flags;
+    uint32_t enabled;           /* vectors of the enabled index, or 0 */
     uint32_t nvec;              /* entries in the arrays below */
     int *trigger;               /* our dup of each vector's eventfd, or -1 */
     int *unmask;                /* our dup of its unmask eventfd, or -1 */
@@ -44,6 +45,7 @@ typedef struct VFIOUserDevice {
     uint32_t num_regions;
     VFIOUserIRQState *irqs;
     uint32_t num_irqs;
+    bool realized;              /* from then on, a death fails nothing */
     bool secure_dma;            /* never send a memory fd */
     bool warned_unsealed_fd;    /* said once why a region is not mapped */
     bool said_bad_reply;        /* logged the first refused answer */

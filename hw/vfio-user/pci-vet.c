@@ -481,10 +481,31 @@ void vfio_user_pci_vet_write(VFIOUserPCIVet *vet, uint64_t off,
                       PCI_ROM_ADDRESS_MASK;
 }
 
+/*
+ * The position of standard capability @id in the vetted copy, 0 if none
+ * (its list was checked: in bounds, aligned, no loop).
+ */
+static unsigned vetted_cap(const VFIOUserPCIVet *vet, uint8_t id)
+{
+    unsigned pos = vet->config[PCI_CAPABILITY_LIST] & ~3;
+
+    if (!(vet->config[PCI_STATUS] & PCI_STATUS_CAP_LIST)) {
+        return 0;
+    }
+    for (unsigned n = 0; pos && n < PCI_CONFIG_SPACE_SIZE / 4; n++) {
+        if (vet->config[pos + PCI_CAP_LIST_ID] == id) {
+            return pos;
+        }
+        pos = vet->config[pos + PCI_CAP_LIST_NEXT] & ~3;
+    }
+    return 0;
+}
+
 bool vfio_user_pci_vet_same_device(const VFIOUserPCIVet *vet,
                                    const uint8_t *config,
                                    uint64_t config_size, Error **errp)
 {
+    unsigned msi, msix;
     static const struct {
         unsigned off, len;
         const char *name;
@@ -493,7 +514,6 @@ bool vfio_user_pci_vet_same_device(const VFIOUserPCIVet *vet,
         { PCI_DEVICE_ID, 2, "device ID" },
         { PCI_REVISION_ID, 1, "revision ID" },
         { PCI_CLASS_PROG, 3, "class code" },
-        { PCI_HEADER_TYPE, 1, "header type" },
         { PCI_SUBSYSTEM_VENDOR_ID, 2, "subsystem vendor ID" },
         { PCI_SUBSYSTEM_ID, 2, "subsystem ID" },
     };
@@ -515,14 +535,29 @@ bool vfio_user_pci_vet_same_device(const VFIOUserPCIVet *vet,
         }
     }
     /*
-     * Everything hw/vfio parsed, which is pinned, must read the same: the
-     * ROM BAR's address, which the guest programs, aside.
+     * Everything hw/vfio parsed, which is pinned, must read the same,
+     * except what the guest programs: the ROM BAR's address, MSI's enable
+     * and queue size, MSI-X's enable and function mask (a server that
+     * kept its state across the reconnect has them set).
      */
+    msi = vetted_cap(vet, PCI_CAP_ID_MSI);
+    msix = vetted_cap(vet, PCI_CAP_ID_MSIX);
     for (unsigned i = 0; i < config_size; i++) {
+        uint8_t mask = vet->pinned[i];
+
         if (i >= PCI_ROM_ADDRESS && i < PCI_ROM_ADDRESS + 4) {
             continue;
         }
-        if ((config[i] ^ vet->config[i]) & vet->pinned[i]) {
+        if (msi && i == msi + PCI_MSI_FLAGS) {
+            mask &= ~(PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE);
+        }
+        if (msix && i == msix + PCI_MSIX_FLAGS + 1) {
+            mask &= ~((PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL) >> 8);
+        }
+        if (i == PCI_HEADER_TYPE) {
+            mask &= ~PCI_HEADER_TYPE_MULTI_FUNCTION;
+        }
+        if ((config[i] ^ vet->config[i]) & mask) {
             error_setg(errp, "config space byte 0x%x is 0x%02x, was 0x%02x "
                        "(capabilities or BAR types differ)", i, config[i],
                        vet->config[i]);

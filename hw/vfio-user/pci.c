@@ -21,6 +21,7 @@
 #include "monitor/monitor.h"
 #include "hw/qdev-properties.h"
 #include "hw/pci/pci_bridge.h"
+#include "hw/pci/pcie.h"
 #include "hw/pci/pcie_aer.h"
 #include "hw/vfio/pci.h"
 #include "hw/vfio-user/container.h"
@@ -111,7 +112,10 @@ static void vfio_user_pci_report_link_down(VFIOUserPCIDevice *upci)
     PCIEAERErr err = { .status = PCI_ERR_UNC_SDN };
     int ret = -ENODEV;
 
-    if (port && pci_is_express(port) && port->exp.aer_cap) {
+    /* A link to the device: a root or downstream port, not a bridge */
+    if (port && pci_is_express(port) && port->exp.aer_cap &&
+        (pcie_cap_get_type(port) == PCI_EXP_TYPE_ROOT_PORT ||
+         pcie_cap_get_type(port) == PCI_EXP_TYPE_DOWNSTREAM)) {
         err.source_id = pci_requester_id(port);
         ret = pcie_aer_inject_error(port, &err);
     }
@@ -329,7 +333,7 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
     upci->user.secure_dma = upci->secure_dma;
 
     upci->user.proxy = vfio_user_connect(upci->socket, vbasedev->name,
-                                         upci->timeout_ms,
+                                         upci->timeout_ms, upci->poll_max_ns,
                                          &DEVICE(pdev)->mem_reentrancy_guard,
                                          errp);
     if (!upci->user.proxy) {
@@ -339,7 +343,6 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
                           "listening on that socket?\n");
         return;
     }
-    vfio_user_set_poll_max_ns(upci->user.proxy, upci->poll_max_ns);
     vfio_user_set_death_notifier(upci->user.proxy,
                                  vfio_user_pci_server_died, upci);
     if (!vfio_user_negotiate(upci->user.proxy, errp)) {
@@ -382,6 +385,7 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
         vfio_pci_realize_cleanup(vdev);
         goto error;
     }
+    upci->user.realized = true;
     /*
      * vfio-user-reconnect can always give the device a new connection;
      * reconnect-ms makes it try by itself, which it can with a socket
@@ -391,8 +395,7 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
         upci->reconnect_ms && upci->socket->type == SOCKET_ADDRESS_TYPE_UNIX ?
         upci->socket : NULL,
         vbasedev->name, upci->reconnect_ms, upci->timeout_ms,
-        upci->poll_max_ns, &DEVICE(pdev)->mem_reentrancy_guard,
-        vfio_user_pci_reconnected, upci);
+        upci->poll_max_ns, DEVICE(pdev), vfio_user_pci_reconnected, upci);
     return;
 
 error:
@@ -436,12 +439,17 @@ static void vfio_user_pci_reset(DeviceState *dev)
     VFIODevice *vbasedev = &vdev->vbasedev;
     VFIOUserPCIDevice *upci = VFIO_USER_PCI(dev);
 
-    /* A failed device stays failed: nothing to reset, nothing to ask. */
-    if (!upci->user.proxy || vfio_user_is_dead(upci->user.proxy)) {
+    if (!upci->user.proxy) {
         return;
     }
+    /*
+     * A failed device has nobody to ask for a reset, but hw/vfio's side
+     * (interrupts back to INTx) is reset all the same, so that what a
+     * reconnect restores is the state after the reset.
+     */
     vfio_pci_pre_reset(vdev);
-    if (vbasedev->reset_works && vbasedev->io_ops->device_reset(vbasedev)) {
+    if (vbasedev->reset_works && !vfio_user_is_dead(upci->user.proxy) &&
+        vbasedev->io_ops->device_reset(vbasedev)) {
         warn_report("vfio-user: %s: device reset failed", vbasedev->name);
     }
     vfio_pci_post_reset(vdev);

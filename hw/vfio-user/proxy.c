@@ -122,6 +122,12 @@ struct VFIOUserProxy {
     int fd;
     int epfd;           /* the receive thread's watch on fd */
     uint32_t timeout_ms;
+    /*
+     * No request of ours may wait past it (now_ms(), INT64_MAX: none):
+     * set by the main loop while no other thread sends, to bound a
+     * sequence of requests as a whole (vfio_user_set_deadline())
+     */
+    int64_t deadline_cap;
     QemuThread recv_thread;
     bool recv_running;
 
@@ -911,7 +917,7 @@ int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
 
     trace_vfio_user_send(proxy->name, hdr.id, cmd, iov_size(iov, niov), nfds);
     ret = proxy_send(proxy, &hdr, iov, niov, fds, nfds,
-                     start + proxy->timeout_ms);
+                     MIN(start + proxy->timeout_ms, proxy->deadline_cap));
 
     /*
      * Only now: while the send blocks on a full socket the receive thread
@@ -922,10 +928,11 @@ int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
     if (proxy->waiting++ == 0) {
         proxy_watch_socket(proxy, false);
     }
-    deadline = now_ms() + proxy->timeout_ms;
+    start = now_ms();
+    deadline = MIN(start + proxy->timeout_ms, proxy->deadline_cap);
     for (bool first = true; ret == 0 && !p.done; first = false) {
         /* The deadline was just set: no need to read the clock. */
-        int64_t left = first ? proxy->timeout_ms : deadline - now_ms();
+        int64_t left = deadline - (first ? start : now_ms());
 
         if (left > 0 && !proxy->reading && !proxy->dead) {
             /* Read ourselves: our reply, or what comes before it. */
@@ -986,7 +993,7 @@ int vfio_user_post(VFIOUserProxy *proxy, uint16_t cmd,
 }
 
 VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *name,
-                                 uint32_t timeout_ms,
+                                 uint32_t timeout_ms, uint32_t poll_max_ns,
                                  MemReentrancyGuard *guard, Error **errp)
 {
     g_autoptr(QIOChannelSocket) sioc = qio_channel_socket_new();
@@ -1000,12 +1007,14 @@ VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *name,
     if (qio_channel_socket_connect_sync(sioc, addr, errp) < 0) {
         return NULL;            /* the error names the socket */
     }
-    return vfio_user_proxy_new(sioc, name, timeout_ms, guard, errp);
+    return vfio_user_proxy_new(sioc, name, timeout_ms, poll_max_ns, false,
+                               guard, errp);
 }
 
 VFIOUserProxy *vfio_user_proxy_new(QIOChannelSocket *sioc, const char *name,
-                                   uint32_t timeout_ms,
-                                   MemReentrancyGuard *guard, Error **errp)
+                                   uint32_t timeout_ms, uint32_t poll_max_ns,
+                                   bool quiet, MemReentrancyGuard *guard,
+                                   Error **errp)
 {
     VFIOUserProxy *proxy;
     int epfd;
@@ -1048,7 +1057,9 @@ VFIOUserProxy *vfio_user_proxy_new(QIOChannelSocket *sioc, const char *name,
     proxy->ioc = QIO_CHANNEL(proxy->sioc);
     proxy->fd = proxy->sioc->fd;
     proxy->timeout_ms = timeout_ms;
-    proxy->report_death = true;
+    proxy->deadline_cap = INT64_MAX;
+    proxy->report_death = !quiet;
+    vfio_user_poll_window_init(&proxy->poll, poll_max_ns);
     qemu_mutex_init(&proxy->lock);
     qemu_cond_init(&proxy->cond);
     qemu_cond_init(&proxy->send_cond);
@@ -1095,6 +1106,11 @@ void vfio_user_set_death_notifier(VFIOUserProxy *proxy,
     proxy->death_opaque = opaque;
 }
 
+void vfio_user_set_deadline(VFIOUserProxy *proxy, uint32_t ms)
+{
+    proxy->deadline_cap = ms ? now_ms() + ms : INT64_MAX;
+}
+
 void vfio_user_set_report_death(VFIOUserProxy *proxy, bool report)
 {
     proxy->report_death = report;
@@ -1115,12 +1131,6 @@ void vfio_user_set_peer_caps(VFIOUserProxy *proxy,
 const char *vfio_user_name(VFIOUserProxy *proxy)
 {
     return proxy->name;
-}
-
-void vfio_user_set_poll_max_ns(VFIOUserProxy *proxy, uint32_t ns)
-{
-    /* Only waiters use the window, and there are none yet. */
-    vfio_user_poll_window_init(&proxy->poll, ns);
 }
 
 bool vfio_user_is_dead(VFIOUserProxy *proxy)

@@ -67,20 +67,25 @@ typedef struct VFIOUserReply {
 
 /*
  * Connect to the server at @addr.  @name names the device and its socket
- * in errors and traces (the caller composes it);
- * @guard is the device's, for the bottom half that reports the death of
- * the connection.
+ * in errors and traces (the caller composes it); @timeout_ms is
+ * x-msg-timeout; a thread that waits for a reply may busy-poll the
+ * socket for up to @poll_max_ns before it sleeps (0: never); @guard is
+ * the device's, for the bottom half that reports the death of the
+ * connection.
  */
 VFIOUserProxy *vfio_user_connect(SocketAddress *addr, const char *name,
-                                 uint32_t timeout_ms,
+                                 uint32_t timeout_ms, uint32_t poll_max_ns,
                                  MemReentrancyGuard *guard, Error **errp);
 /*
- * The same over @sioc, a socket already connected (by an asynchronous
- * connect, see reconnect.c): the proxy takes a reference to it.
+ * The same over @sioc, a socket already connected (by reconnect.c): the
+ * proxy takes a reference to it.  @quiet: do not log the death of the
+ * connection (a connection being tried out, whose death is the
+ * attempt's failure) until vfio_user_set_report_death().
  */
 VFIOUserProxy *vfio_user_proxy_new(QIOChannelSocket *sioc, const char *name,
-                                   uint32_t timeout_ms,
-                                   MemReentrancyGuard *guard, Error **errp);
+                                   uint32_t timeout_ms, uint32_t poll_max_ns,
+                                   bool quiet, MemReentrancyGuard *guard,
+                                   Error **errp);
 void vfio_user_set_request_handler(VFIOUserProxy *proxy,
                                    VFIOUserRequestHandler handler,
                                    void *opaque);
@@ -90,10 +95,14 @@ void vfio_user_set_death_notifier(VFIOUserProxy *proxy,
                                                  const char *reason),
                                   void *opaque);
 /*
- * Whether the death of the connection is logged (it is by default): a
- * connection being tried out to restore a device (reconnect.c) dies
- * quietly, since a reconnect logs only its first failure.
+ * From now on, let no request wait more than @ms in all (0: only each
+ * request's own x-msg-timeout), so that a sequence of them (a restore,
+ * under the BQL) is bounded as a whole.  Only while no other thread
+ * sends requests on @proxy.
  */
+void vfio_user_set_deadline(VFIOUserProxy *proxy, uint32_t ms);
+
+/* Whether the death of the connection is logged (main loop) */
 void vfio_user_set_report_death(VFIOUserProxy *proxy, bool report);
 void vfio_user_disconnect(VFIOUserProxy *proxy);
 
@@ -107,11 +116,6 @@ const VFIOUserPeerCaps *vfio_user_peer_caps(VFIOUserProxy *proxy);
 void vfio_user_set_peer_caps(VFIOUserProxy *proxy,
                              const VFIOUserPeerCaps *caps);
 const char *vfio_user_name(VFIOUserProxy *proxy);
-/*
- * Let a thread that waits for a reply busy-poll the socket for up to @ns
- * before it sleeps (0: never).  Call before the first request.
- */
-void vfio_user_set_poll_max_ns(VFIOUserProxy *proxy, uint32_t ns);
 bool vfio_user_is_dead(VFIOUserProxy *proxy);
 uint32_t vfio_user_timeout_ms(VFIOUserProxy *proxy);
 

@@ -26,6 +26,7 @@
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
+#include "qemu/sockets.h"
 #include "io/channel-socket.h"
 #include "hw/vfio-user/reconnect.h"
 #include "trace.h"
@@ -39,7 +40,8 @@ struct VFIOUserReconnect {
     uint32_t interval_ms;
     uint32_t timeout_ms;
     uint32_t poll_max_ns;
-    MemReentrancyGuard *guard;
+    MemReentrancyGuard *guard;  /* the owner's */
+    Object *owner;              /* the device, held while an attempt runs */
     VFIOUserRestoreFunc restore;
     void *opaque;
 
@@ -94,24 +96,25 @@ static void reconnect_failed(VFIOUserReconnect *rc, Error *err)
 static bool reconnect_open(VFIOUserReconnect *rc, QIOChannelSocket *sioc,
                            VFIOUserProxy **proxy, Error **errp)
 {
-    *proxy = vfio_user_proxy_new(sioc, rc->name, rc->timeout_ms, rc->guard,
-                                 errp);
-    if (!*proxy) {
-        return false;
-    }
-    vfio_user_set_report_death(*proxy, false);
-    vfio_user_set_poll_max_ns(*proxy, rc->poll_max_ns);
-    return vfio_user_negotiate(*proxy, errp);
+    *proxy = vfio_user_proxy_new(sioc, rc->name, rc->timeout_ms,
+                                 rc->poll_max_ns, true, rc->guard, errp);
+    return *proxy && vfio_user_negotiate(*proxy, errp);
 }
 
 /* Hand @proxy to the device: true if it is back. */
 static bool reconnect_restore(VFIOUserReconnect *rc, VFIOUserProxy *proxy,
                               Error **errp)
 {
+    /*
+     * The restore holds the BQL: a server that answers each of its
+     * requests just in time must not hold it for that long each.
+     */
+    vfio_user_set_deadline(proxy, rc->timeout_ms);
     if (!rc->restore(rc->opaque, proxy, errp)) {
         vfio_user_disconnect(proxy);
         return false;
     }
+    vfio_user_set_deadline(proxy, 0);
     vfio_user_set_report_death(proxy, true);
     rc->down = false;
     rc->said_failure = false;
@@ -119,6 +122,42 @@ static bool reconnect_restore(VFIOUserReconnect *rc, VFIOUserProxy *proxy,
     timer_del(rc->timer);
     info_report("vfio-user: %s: reconnected to the server", rc->name);
     return true;
+}
+
+/*
+ * Connect to rc->addr without blocking: a server that listens but does
+ * not accept fills its backlog, and a blocking connect() would then wait
+ * for it forever; non-blocking, it fails (EAGAIN), like a missing server.
+ */
+static QIOChannelSocket *reconnect_connect(VFIOUserReconnect *rc,
+                                           Error **errp)
+{
+    const char *path = rc->addr->u.q_unix.path;
+    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    QIOChannelSocket *sioc;
+    int fd;
+
+    if (strlen(path) >= sizeof(un.sun_path)) {
+        error_setg(errp, "socket path '%s' is too long", path);
+        return NULL;
+    }
+    strcpy(un.sun_path, path);
+    fd = qemu_socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "cannot create a socket");
+        return NULL;
+    }
+    qemu_socket_set_nonblock(fd);
+    if (connect(fd, (struct sockaddr *)&un, sizeof(un)) < 0) {
+        error_setg_errno(errp, errno, "Failed to connect to '%s'", path);
+        close(fd);
+        return NULL;
+    }
+    sioc = qio_channel_socket_new_fd(fd, errp);
+    if (!sioc) {
+        close(fd);
+    }
+    return sioc;
 }
 
 /* One attempt, from the timer to reconnect_done() */
@@ -138,9 +177,9 @@ typedef struct ReconnectAttempt {
 static void reconnect_worker(QIOTask *task, gpointer opaque)
 {
     ReconnectAttempt *at = opaque;
-    g_autoptr(QIOChannelSocket) sioc = qio_channel_socket_new();
+    g_autoptr(QIOChannelSocket) sioc = reconnect_connect(at->rc, &at->err);
 
-    if (qio_channel_socket_connect_sync(sioc, at->rc->addr, &at->err) == 0) {
+    if (sioc) {
         reconnect_open(at->rc, sioc, &at->proxy, &at->err);
     }
 }
@@ -152,6 +191,9 @@ static void reconnect_done(QIOTask *task, gpointer opaque)
     VFIOUserReconnect *rc = at->rc;
     Error *err = g_steal_pointer(&at->err);
     VFIOUserProxy *proxy = g_steal_pointer(&at->proxy);
+
+    /* The attempt's hold on the device, dropped last */
+    g_autoptr(Object) owner = rc->owner;
 
     g_free(at);
     rc->connecting = false;
@@ -183,6 +225,11 @@ static void reconnect_timer_cb(void *opaque)
     }
     trace_vfio_user_reconnect_attempt(rc->name, rc->failures);
     rc->connecting = true;
+    /*
+     * The attempt's connection points at the device (its reentrancy
+     * guard): the device must outlive it, even if unplugged meanwhile.
+     */
+    object_ref(rc->owner);
     at = g_new0(ReconnectAttempt, 1);
     at->rc = rc;
     task = qio_task_new(NULL, reconnect_done, at, NULL);
@@ -194,7 +241,7 @@ VFIOUserReconnect *vfio_user_reconnect_new(const SocketAddress *addr,
                                            uint32_t interval_ms,
                                            uint32_t timeout_ms,
                                            uint32_t poll_max_ns,
-                                           MemReentrancyGuard *guard,
+                                           DeviceState *owner,
                                            VFIOUserRestoreFunc restore,
                                            void *opaque)
 {
@@ -205,7 +252,8 @@ VFIOUserReconnect *vfio_user_reconnect_new(const SocketAddress *addr,
     rc->interval_ms = MAX(interval_ms, 1);
     rc->timeout_ms = timeout_ms;
     rc->poll_max_ns = poll_max_ns;
-    rc->guard = guard;
+    rc->guard = &owner->mem_reentrancy_guard;
+    rc->owner = OBJECT(owner);
     rc->restore = restore;
     rc->opaque = opaque;
     rc->timer = timer_new_ms(QEMU_CLOCK_REALTIME, reconnect_timer_cb, rc);

@@ -21,8 +21,9 @@ typedef bool (*VFIOUserRestoreFunc)(void *opaque, VFIOUserProxy *proxy,
 /*
  * Reconnect to @addr (a UNIX socket path) every @interval_ms, backing off
  * while attempts fail, once vfio_user_reconnect_start() is called.
- * @name, @timeout_ms and @guard are as for vfio_user_connect(),
- * @poll_max_ns as for vfio_user_set_poll_max_ns().  @addr NULL: only
+ * @name, @timeout_ms and @poll_max_ns are as for vfio_user_connect();
+ * @owner is the device, whose
+ * reentrancy guard the connections get.  @addr NULL: only
  * vfio_user_reconnect_with() reconnects.
  */
 VFIOUserReconnect *vfio_user_reconnect_new(const SocketAddress *addr,
@@ -30,7 +31,7 @@ VFIOUserReconnect *vfio_user_reconnect_new(const SocketAddress *addr,
                                            uint32_t interval_ms,
                                            uint32_t timeout_ms,
                                            uint32_t poll_max_ns,
-                                           MemReentrancyGuard *guard,
+                                           DeviceState *owner,
                                            VFIOUserRestoreFunc restore,
                                            void *opaque);
 

@@ -219,12 +219,9 @@ static bool restore_irqs(VFIODevice *vbasedev, VFIOUserDevice *udev,
 {
     for (uint32_t i = 0; i < udev->num_irqs; i++) {
         VFIOUserIRQState *irq = &udev->irqs[i];
-        uint32_t nvec = irq->nvec;
+        uint32_t nvec = irq->enabled;
 
-        /* As many vectors as the last one with an eventfd */
-        while (nvec > 0 && irq->trigger[nvec - 1] < 0) {
-            nvec--;
-        }
+        /* As hw/vfio enabled it, vectors without an eventfd included */
         if (nvec && !send_irq_set(vbasedev, i, VFIO_IRQ_SET_DATA_EVENTFD |
                                   VFIO_IRQ_SET_ACTION_TRIGGER, 0, nvec,
                                   irq->trigger, errp)) {
@@ -278,19 +275,22 @@ static bool region_area_mappable(struct vfio_region_info *info, off_t off,
     return false;
 }
 
-/*
- * Map @region's mmapped areas again from the new server's fd, where they
- * were: true if all of them are.
- */
-static bool remap_region(VFIODevice *vbasedev, VFIOUserDevice *udev,
-                         VFIORegion *region)
+typedef enum RemapResult {
+    REMAP_DONE,                 /* mapped again from the new server */
+    REMAP_NO_FD,                /* the new server gives nothing to map */
+    REMAP_FAILED,               /* the request failed: try again later */
+} RemapResult;
+
+/* Map @region's mmapped areas again from the new server's fd, in place */
+static RemapResult remap_region(VFIODevice *vbasedev, VFIOUserDevice *udev,
+                                VFIORegion *region)
 {
     g_autofree struct vfio_region_info *info = NULL;
     int prot = 0;
     int fd;
 
     if (vfio_user_device_query_region(vbasedev, region->nr, &info, &fd) < 0) {
-        return false;
+        return REMAP_FAILED;
     }
     prot |= region->flags & VFIO_REGION_INFO_FLAG_READ ? PROT_READ : 0;
     prot |= region->flags & VFIO_REGION_INFO_FLAG_WRITE ? PROT_WRITE : 0;
@@ -305,7 +305,7 @@ static bool remap_region(VFIODevice *vbasedev, VFIOUserDevice *udev,
         }
     }
     if (fd < 0) {
-        return false;
+        return REMAP_NO_FD;
     }
     if (udev->regions[region->nr].fd >= 0) {
         close(udev->regions[region->nr].fd);
@@ -313,10 +313,17 @@ static bool remap_region(VFIODevice *vbasedev, VFIOUserDevice *udev,
     udev->regions[region->nr].fd = fd;
     region->fd = fd;
     region->fd_offset = info->offset;
-    return true;
+    return REMAP_DONE;
 }
 
-static void restore_mmaps(VFIOPCIDevice *vdev, VFIOUserDevice *udev)
+/*
+ * Map the BARs that were mapped from the old server's memory again.  A
+ * failed request fails the restore (the mappings stay disabled, and the
+ * next attempt maps them again); a BAR the new server gives no usable fd
+ * for is unmapped for good, and goes by message.
+ */
+static bool restore_mmaps(VFIOPCIDevice *vdev, VFIOUserDevice *udev,
+                          Error **errp)
 {
     VFIODevice *vbasedev = &vdev->vbasedev;
 
@@ -330,18 +337,37 @@ static void restore_mmaps(VFIOPCIDevice *vdev, VFIOUserDevice *udev)
         if (!mapped) {
             continue;
         }
-        if (remap_region(vbasedev, udev, region)) {
-            trace_vfio_user_restore_mmap(vbasedev->name, i, true);
-            vfio_region_mmaps_set_enabled(region, true);
-        } else {
+        switch (remap_region(vbasedev, udev, region)) {
+        case REMAP_FAILED:
+            error_setg(errp, "cannot get region %u info", region->nr);
+            return false;
+        case REMAP_NO_FD:
             /*
              * What is mapped there is the old server's memory: never let
              * the guest reach it again (hw/vfio re-enables mmaps after
-             * INTx), go by message instead.
+             * INTx), and let it go.
              */
             trace_vfio_user_restore_mmap(vbasedev->name, i, false);
             vfio_region_unmap(region);
+            if (udev->regions[region->nr].fd >= 0) {
+                close(udev->regions[region->nr].fd);
+                udev->regions[region->nr].fd = -1;
+            }
+            region->fd = -1;
+            break;
+        case REMAP_DONE:
+            trace_vfio_user_restore_mmap(vbasedev->name, i, true);
+            break;
         }
+    }
+    return true;
+}
+
+/* Let the guest reach the BARs mapped again (disabled at the death) */
+static void enable_mmaps(VFIOPCIDevice *vdev)
+{
+    for (int i = 0; i < PCI_ROM_SLOT; i++) {
+        vfio_region_mmaps_set_enabled(&vdev->bars[i].region, true);
     }
 }
 
@@ -363,11 +389,17 @@ bool vfio_user_pci_restore(VFIOPCIDevice *vdev, VFIOUserDevice *udev,
     }
     if (!vfio_user_container_restore(vbasedev, proxy, errp) ||
         !restore_config(vdev, errp) ||
-        !restore_irqs(vbasedev, udev, errp)) {
+        !restore_irqs(vbasedev, udev, errp) ||
+        !restore_mmaps(vdev, udev, errp)) {
         vfio_user_container_set_proxy(vbasedev, old);
         goto fail;
     }
-    restore_mmaps(vdev, udev);
+    if (vfio_user_is_dead(proxy)) {
+        error_setg(errp, "the server went away during the restore");
+        vfio_user_container_set_proxy(vbasedev, old);
+        goto fail;
+    }
+    enable_mmaps(vdev);
     return true;
 
 fail:

@@ -485,7 +485,10 @@ static void test_flapping(void)
     g_assert_cmpuint(attempts, >=, 3);
     g_assert_cmpuint(attempts, <=, 8);
     g_assert_cmpuint(st.connections, >=, 1);
-    g_assert_cmpuint(trace_lines(&c, "next in 320 ms"), ==, 1);
+    /* Each wait doubles: the first alone is reconnect-ms */
+    g_assert_cmpuint(trace_lines(&c, "next in 20 ms"), ==, 1);
+    g_assert_cmpuint(trace_lines(&c, "next in 40 ms"), ==, 1);
+    g_assert_cmpuint(trace_lines(&c, "next in 80 ms"), ==, 1);
     g_assert(wait_trace(&c, "version negotiation failed"));
     g_assert(!connected(&c));
 
@@ -673,6 +676,65 @@ static void test_qmp_reconnect(void)
     vu_fixture_stop(&c.f);
 }
 
+/*
+ * Unplug while an attempt is under way (its thread waits for a VERSION
+ * reply that never comes): the unplug completes, the attempt's end finds
+ * the device gone and cleans up, and no attempt follows.
+ */
+static void test_unplug_during_attempt(void)
+{
+    VUTestServerConfig cfg;
+    TestCtx c = { 0 };
+    unsigned attempts;
+
+    ctx_start(&c, NULL, false, ",x-msg-timeout=1000", 20);
+    server_dies(&c);
+    vu_test_server_config_init(&cfg);
+    cfg.reaccept = true;
+    cfg.hook = swallow_version;
+    start_server(&c, &cfg);
+    g_assert(vu_test_server_wait_connected(c.f.srv, WAIT_MS));
+    qpci_unplug_acpi_device_test(c.f.qts, "vu0", VU_FIXTURE_SLOT);
+    g_usleep(1500 * 1000);      /* past the attempt's x-msg-timeout */
+    query_status_ok(&c);
+    attempts = trace_lines(&c, "vfio_user_reconnect_attempt");
+    g_usleep(300 * 1000);
+    g_assert_cmpuint(trace_lines(&c, "vfio_user_reconnect_attempt"), ==,
+                     attempts);
+    query_status_ok(&c);
+    ctx_stop(&c);
+}
+
+/*
+ * The server process lives on and takes the device back (it dropped the
+ * connection, say, on a timeout of ours): its config space still has
+ * MSI-X enabled, as the guest left it, which must not make it another
+ * device; and the vector works on the new connection.
+ */
+static void test_same_server_keeps_state(void)
+{
+    DieHook hook = { .die_cmd = VFIO_USER_REGION_READ, .dying = 0 };
+    VUTestServerConfig cfg;
+    TestCtx c = { 0 };
+
+    vu_test_server_config_init(&cfg);
+    cfg.reaccept = true;
+    cfg.hook = die_hook;
+    cfg.hook_opaque = &hook;
+    ctx_start(&c, &cfg, false, NULL, 20);
+    setup_msix(&c);
+    check_msix(&c);
+    qatomic_set(&hook.dying, 1);
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
+                    0xffffffff);
+    wait_event(&c, "VFIO_USER_SERVER_LOST");
+    wait_event(&c, "VFIO_USER_SERVER_RECONNECTED");
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
+                    VU_TEST_ID_MAGIC);
+    check_msix(&c);
+    ctx_stop(&c);
+}
+
 /* Without reconnect-ms a device that lost its server stays failed */
 static void test_no_reconnect_by_default(void)
 {
@@ -706,6 +768,10 @@ int main(int argc, char **argv)
     qtest_add_func("/vfio-user/reconnect/hung-server", test_hung_server);
     qtest_add_func("/vfio-user/reconnect/unplug-while-reconnecting",
                    test_unplug_while_reconnecting);
+    qtest_add_func("/vfio-user/reconnect/unplug-during-attempt",
+                   test_unplug_during_attempt);
+    qtest_add_func("/vfio-user/reconnect/same-server-keeps-state",
+                   test_same_server_keeps_state);
     qtest_add_func("/vfio-user/reconnect/qmp-fd", test_qmp_reconnect);
     qtest_add_func("/vfio-user/reconnect/aer-surprise-down",
                    test_aer_surprise_down);
