@@ -30,8 +30,9 @@ mkdir -p "$q/build"
 (cd "$q/build" && eval ../configure $CONFIGURE_FLAGS >configure.log 2>&1) ||
     { tail -n 20 "$q/build/configure.log"; die "configure of pristine QEMU failed"; }
 
-qtests=(vfio-user-test vfio-user-dma-test vfio-user-hostile-test
-        vfio-user-pci-vet-test vfio-user-interop-test)
+# shellcheck source=lib.sh
+. "$top/scripts/lib.sh"
+mapfile -t qtests < <(our_qtests)
 start=$(date +%s)
 n=0
 for p in "${patches[@]}"; do
