@@ -14,7 +14,7 @@
 #   make server     QEMU's own vfio-user server (x-vfio-user-server), in
 #                   build/qemu/build-server
 #   make patchset   three series as git format-patch output, one per
-#                   audience: build/patchset/1-client, 2-server, 3-nvme
+#                   audience: build/patchset/1-client, 2-server, 3-models
 #   make check-series   build every prefix of the client series on
 #                   pristine QEMU, one patch at a time (not in make check)
 #   make export-patches   regenerate patches/ from commits in build/qemu

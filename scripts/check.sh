@@ -2,7 +2,7 @@
 # make check: the project's test command.
 #
 #  1. checkpatch on every patch of the three series (make patchset
-#     output: the client, the server fixes, the hw/nvme fix);
+#     output: the client, the server fixes, the device model fixes);
 #  2. the qtests we own (the interop one twice: against libvfio-user from
 #     the tree our series patches, and as the tarball ships it), plus
 #     QEMU's device-introspect-test for x86_64, and QEMU's unit test of the
@@ -47,7 +47,7 @@ if make -s -C "$top" patchset >"$log/patchset.log" 2>&1; then
 else
     fail "make patchset" "see $log/patchset.log"
 fi
-# Three series (1-client, 2-server, 3-nvme); the cover letters are prose.
+# Three series (1-client, 2-server, 3-models); the cover letters are prose.
 for p in "$build"/patchset/*/*.patch; do
     [ -e "$p" ] || continue
     [ "$(basename "$p")" != 0000-cover-letter.patch ] || continue

@@ -46,7 +46,7 @@ start_nvme_server() {
         -nodefaults -display none -monitor none -serial none \
         -blockdev driver=file,filename="$disk",node-name=disk0 \
         -device nvme,drive=disk0,serial=vfiouser0,id=nvme0 \
-        -object x-vfio-user-server,id=vfuobj0,type=unix,path="$sock",device=nvme0 \
+        -object x-vfio-user-server,id=vfuobj0,type=unix,path="$sock",device=nvme0 ${SERVER_EXTRA:-} \
         >"$log" 2>&1 &
     SERVER_PID=$!
     OUR_PIDS+=("$SERVER_PID")
@@ -86,7 +86,7 @@ guest_args() {
     GUEST_ARGS=(-machine "$machine" -m 512M -accel tcg -nodefaults
                 -display none -no-reboot -nic none
                 -kernel "$GUEST/vmlinuz" -initrd "$GUEST/initramfs.cpio.gz"
-                -append "console=ttyS0 loglevel=5 panic=-1 $cmdline")
+                -append "console=ttyS0 loglevel=5 panic=-1 $cmdline${GUEST_APPEND:+ $GUEST_APPEND}")
     # Without secure-dma the server maps guest RAM: give RAM an fd.
     if [ "$secure" = off ]; then
         GUEST_ARGS+=(-object memory-backend-memfd,id=mem,size=512M,share=on
@@ -103,7 +103,7 @@ guest_args() {
 start_client() {
     rm -f "$1.console" "$1.qmp"
     "$QEMU" "${GUEST_ARGS[@]}" -serial "file:$1.console" \
-        -qmp "unix:$1.qmp,server=on,wait=off" >"$1.client.log" 2>&1 &
+        -qmp "unix:$1.qmp,server=on,wait=off" ${CLIENT_EXTRA:-} >"$1.client.log" 2>&1 &
     CLIENT_PID=$!
     OUR_PIDS+=("$CLIENT_PID")
 }

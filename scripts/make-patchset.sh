@@ -6,14 +6,15 @@
 #                    tests, docs (scripts/patchset/cover-client.txt)
 #   OUTDIR/2-server  fixes to QEMU's vfio-user server and its copy of
 #                    libvfio-user (scripts/patchset/cover-server.txt)
-#   OUTDIR/3-nvme    the hw/nvme fix (scripts/patchset/cover-nvme.txt)
+#   OUTDIR/3-models  fixes to QEMU's device models that our tests found:
+#                    hw/nvme, hw/acpi (scripts/patchset/cover-models.txt)
 #
 # Each series applies to pristine QEMU on its own: they touch disjoint
 # files, so they also apply one after the other, in any order.
 #
 # Which series a patch from patches/ belongs to goes by its subject:
-# "vfio-user-server:" is the server's, "hw/nvme:" the nvme fix's, any
-# other the client's.
+# "vfio-user-server:" is the server's, "hw/nvme:" and "hw/acpi" the
+# device models', any other the client's.
 #
 # The client series: first its patches/ edits that the new files build on
 # (subjects "vfio:", "vfio/", "qapi:", "qapi/"), each as its own commit;
@@ -68,12 +69,12 @@ body() {
 
 shopt -s nullglob
 declare -A subj=()
-client=() server=() nvme=()
+client=() server=() models=()
 for p in "$top"/patches/*.patch; do
     subj[$p]=$(subject "$p")
     case "${subj[$p]}" in
         vfio-user-server:*) server+=("$p");;
-        hw/nvme:*) nvme+=("$p");;
+        hw/nvme:*|hw/acpi:*|hw/acpi/*) models+=("$p");;
         *) client+=("$p");;
     esac
 done
@@ -184,13 +185,13 @@ if [ ${#after[@]} -gt 0 ]; then
     gq am -q "${after[@]}" || die "client patches from patches/ do not apply after the new files"
 fi
 
-# --- the server and nvme series ----------------------------------------------
+# --- the server and device model series ----------------------------------------------
 git -C "$q" checkout -q -b server base
 [ ${#server[@]} -eq 0 ] || gq am -q "${server[@]}" ||
     die "vfio-user-server patches do not apply to pristine QEMU on their own"
-git -C "$q" checkout -q -b nvme base
-[ ${#nvme[@]} -eq 0 ] || gq am -q "${nvme[@]}" ||
-    die "hw/nvme patches do not apply to pristine QEMU on their own"
+git -C "$q" checkout -q -b models base
+[ ${#models[@]} -eq 0 ] || gq am -q "${models[@]}" ||
+    die "hw/nvme and hw/acpi patches do not apply to pristine QEMU on their own"
 
 # --- format-patch, cover letters filled in -------------------------------------
 rm -rf "$out"
@@ -214,5 +215,5 @@ emit() {
 }
 emit client 1-client
 emit server 2-server
-emit nvme 3-nvme
+emit models 3-models
 echo "make-patchset: each applies with git am to pristine QEMU 10.0; together in any order"

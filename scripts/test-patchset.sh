@@ -2,7 +2,7 @@
 # Prove that the emitted series are what we ship: each applies with git am
 # to a fresh unpack of the pristine tarball (after the +ds build fixup) on
 # its own, as its audience will apply it; all three, applied one after the
-# other (client, server, nvme: the order of the directories; they touch
+# other (client, server, models: the order of the directories; they touch
 # disjoint files, so any order gives the same tree), give file-for-file the
 # tree we built and tested; and that tree builds.
 #

@@ -11,12 +11,14 @@
  * BQL, hands the new connection to the device, which restores itself
  * over it (restore.c) or refuses it.
  *
- * Attempts back off: each failure doubles the wait, from the device's
- * reconnect-ms up to VFIO_USER_RECONNECT_MAX_MS.  A server that accepts
- * and dies again soon after a restore (before VFIO_USER_RECONNECT_STABLE_MS)
- * counts as a failure too, so a flapping server gets the same backoff
- * as an absent one.  Only the first failure of an outage is logged;
- * every attempt has a trace event.
+ * While nothing listens on the socket, attempts come every reconnect-ms:
+ * a refused connect costs next to nothing, and the guest waits for the
+ * first attempt after the server is back.  A server that does answer but
+ * fails the attempt (negotiation, identity, restore), or that dies again
+ * soon after a restore (before VFIO_USER_RECONNECT_STABLE_MS), doubles
+ * the wait, up to VFIO_USER_RECONNECT_MAX_MS: a flapping server costs a
+ * handful of attempts, not a busy loop.  Only the first failure of an
+ * outage is logged; every attempt has a trace event.
  */
 
 #include "qemu/osdep.h"
@@ -46,7 +48,7 @@ struct VFIOUserReconnect {
     void *opaque;
 
     QEMUTimer *timer;
-    unsigned failures;          /* attempts failed since the last success */
+    unsigned failures;          /* servers that failed since the last success */
     bool said_failure;          /* logged a failure of this outage */
     bool connecting;            /* an asynchronous connect is in flight */
     bool orphaned;              /* freed while connecting: its end frees */
@@ -70,18 +72,22 @@ static void reconnect_schedule(VFIOUserReconnect *rc)
     timer_mod(rc->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + delay);
 }
 
-static void reconnect_failed(VFIOUserReconnect *rc, Error *err)
+/* @answered: a server accepted the attempt, and failed it */
+static void reconnect_failed(VFIOUserReconnect *rc, Error *err, bool answered)
 {
     trace_vfio_user_reconnect_failed(rc->name, error_get_pretty(err));
     if (!rc->said_failure) {
         rc->said_failure = true;
         warn_report("vfio-user: %s: cannot reconnect to the server: %s; "
-                    "retrying, with backoff up to %u ms", rc->name,
-                    error_get_pretty(err),
+                    "retrying every %u ms, backing off up to %u ms while "
+                    "a server answers and fails", rc->name,
+                    error_get_pretty(err), rc->interval_ms,
                     MAX(rc->interval_ms, VFIO_USER_RECONNECT_MAX_MS));
     }
     error_free(err);
-    rc->failures++;
+    if (answered) {
+        rc->failures++;
+    }
     if (rc->addr && rc->down) {
         reconnect_schedule(rc);
     }
@@ -164,6 +170,7 @@ static QIOChannelSocket *reconnect_connect(VFIOUserReconnect *rc,
 typedef struct ReconnectAttempt {
     VFIOUserReconnect *rc;
     VFIOUserProxy *proxy;
+    bool answered;              /* connect() succeeded */
     Error *err;
 } ReconnectAttempt;
 
@@ -180,6 +187,7 @@ static void reconnect_worker(QIOTask *task, gpointer opaque)
     g_autoptr(QIOChannelSocket) sioc = reconnect_connect(at->rc, &at->err);
 
     if (sioc) {
+        at->answered = true;
         reconnect_open(at->rc, sioc, &at->proxy, &at->err);
     }
 }
@@ -191,6 +199,7 @@ static void reconnect_done(QIOTask *task, gpointer opaque)
     VFIOUserReconnect *rc = at->rc;
     Error *err = g_steal_pointer(&at->err);
     VFIOUserProxy *proxy = g_steal_pointer(&at->proxy);
+    bool answered = at->answered;
 
     /* The attempt's hold on the device, dropped last */
     g_autoptr(Object) owner = rc->owner;
@@ -208,9 +217,9 @@ static void reconnect_done(QIOTask *task, gpointer opaque)
     }
     if (err) {
         vfio_user_disconnect(proxy);
-        reconnect_failed(rc, err);
+        reconnect_failed(rc, err, answered);
     } else if (!reconnect_restore(rc, proxy, &err)) {
-        reconnect_failed(rc, err);
+        reconnect_failed(rc, err, true);
     }
 }
 

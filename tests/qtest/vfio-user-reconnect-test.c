@@ -463,7 +463,7 @@ static void test_flapping(void)
     VUTestServerConfig cfg;
     VUTestServerStats st;
     TestCtx c = { 0 };
-    unsigned attempts;
+    unsigned attempts, refused;
 
     ctx_start(&c, NULL, false, NULL, 20);
     server_dies(&c);
@@ -475,24 +475,54 @@ static void test_flapping(void)
     start_server(&c, &cfg);
     g_assert_cmpuint(slow_answers(&c, 1500, false), <=, 1);
     /*
-     * Waits of 20, 40, 80, 160, 320, 640 ms, whether the server was there
-     * yet or hung up: at most 7 attempts since the death, where retrying
-     * every reconnect-ms would make 75.
+     * Attempts that found no server yet wait reconnect-ms each; once the
+     * server answers and hangs up, waits of 40, 80, 160, 320, 640 ms:
+     * at most 7 attempts since it listens, where retrying every
+     * reconnect-ms would make 75.
      */
     attempts = trace_lines(&c, "vfio_user_reconnect_attempt");
+    refused = trace_lines(&c, "next in 20 ms");
     vu_test_server_get_stats(c.f.srv, &st);
-    g_test_message("%u attempts, %u connections", attempts, st.connections);
-    g_assert_cmpuint(attempts, >=, 3);
-    g_assert_cmpuint(attempts, <=, 8);
+    g_test_message("%u attempts (%u waits of reconnect-ms), "
+                   "%u connections", attempts, refused, st.connections);
+    g_assert_cmpuint(refused, >=, 1);
+    g_assert_cmpuint(attempts, >=, refused + 2);
+    g_assert_cmpuint(attempts, <=, refused + 7);
     g_assert_cmpuint(st.connections, >=, 1);
-    /* Each wait doubles: the first alone is reconnect-ms */
-    g_assert_cmpuint(trace_lines(&c, "next in 20 ms"), ==, 1);
+    /* Each wait doubles */
     g_assert_cmpuint(trace_lines(&c, "next in 40 ms"), ==, 1);
     g_assert_cmpuint(trace_lines(&c, "next in 80 ms"), ==, 1);
     g_assert(wait_trace(&c, "version negotiation failed"));
     g_assert(!connected(&c));
 
     qatomic_set(&hook.dying, 0);
+    wait_event(&c, "VFIO_USER_SERVER_RECONNECTED");
+    g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
+                    VU_TEST_ID_MAGIC);
+    ctx_stop(&c);
+}
+
+/*
+ * While nothing listens on the socket, the device tries every
+ * reconnect-ms, without backing off: the guest waits for the first
+ * attempt after the server is back, and a refused connect costs nothing.
+ */
+static void test_absent_server(void)
+{
+    TestCtx c = { 0 };
+    unsigned attempts;
+
+    ctx_start(&c, NULL, false, NULL, 50);
+    server_dies(&c);
+    g_usleep(1500 * 1000);
+    attempts = trace_lines(&c, "vfio_user_reconnect_attempt");
+    g_test_message("%u attempts in 1.5 s", attempts);
+    /* Doubling from 50 ms would make 5; every 50 ms, about 30 */
+    g_assert_cmpuint(attempts, >=, 10);
+    g_assert_cmpuint(trace_lines(&c, "next in 100 ms"), ==, 0);
+    query_status_ok(&c);
+
+    start_server(&c, NULL);
     wait_event(&c, "VFIO_USER_SERVER_RECONNECTED");
     g_assert_cmphex(vu_fixture_bar0_readl(&c.f, VU_TEST_REG_ID), ==,
                     VU_TEST_ID_MAGIC);
@@ -581,6 +611,15 @@ static void test_aer_surprise_down(void)
     g_assert(exp);
     g_assert_cmphex(qpci_config_readw(port, exp + PCI_EXP_DEVSTA) &
                     PCI_EXP_DEVSTA_FED, ==, 0);
+    /*
+     * The guest answers with a secondary bus reset of the port, after
+     * which Linux waits for the link to be up again: the port (ACPI
+     * hot-plug, q35's default) must say it is.
+     */
+    g_assert(qpci_config_readl(port, exp + PCI_EXP_LNKCAP) &
+             PCI_EXP_LNKCAP_DLLLARC);
+    g_assert_cmphex(qpci_config_readw(port, exp + PCI_EXP_LNKSTA) &
+                    PCI_EXP_LNKSTA_DLLLA, ==, PCI_EXP_LNKSTA_DLLLA);
 
     server_dies(&c);
     /* Not at the death: a reset now would find no device */
@@ -764,6 +803,7 @@ int main(int argc, char **argv)
                    test_identity_mismatch);
     qtest_add_func("/vfio-user/reconnect/death-during-restore",
                    test_death_during_restore);
+    qtest_add_func("/vfio-user/reconnect/absent-server", test_absent_server);
     qtest_add_func("/vfio-user/reconnect/flapping", test_flapping);
     qtest_add_func("/vfio-user/reconnect/hung-server", test_hung_server);
     qtest_add_func("/vfio-user/reconnect/unplug-while-reconnecting",
