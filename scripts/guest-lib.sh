@@ -134,7 +134,8 @@ clean_console() { sed -u -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' -e 's/
 # guest_result LOG: the GUEST-RESULT line of a console log.
 guest_result() { sed -n 's/.*GUEST-RESULT: //p' "$1" | tail -n 1; }
 
-# dma_counts TRACE: "READS RBYTES WRITES WBYTES REFUSED MAPS MAPS_WITH_FD"
+# dma_counts TRACE: "READS RBYTES WRITES WBYTES REFUSED MAPS MAPS_WITH_FD
+# POSTED_WRITES" (writes the server sent with No_reply)
 # from a -trace 'vfio_user_dma*' log (log backend: one line per event).
 dma_counts() {
     awk '
@@ -149,12 +150,13 @@ dma_counts() {
                 if ($i == "cmd") c = $(i + 1)
                 if ($i == "count") n = hex($(i + 1))
                 if ($i == "ret") r = $(i + 1)
+                if ($i == "no_reply") p = $(i + 1)
             }
             if (r == 0 && c == 11) { rd++; rb += n }
-            if (r == 0 && c == 12) { wr++; wb += n }
+            if (r == 0 && c == 12) { wr++; wb += n; pw += p }
         }
         $1 == "vfio_user_dma_refused" { ref++ }
         $1 == "vfio_user_dma_map" { m++; if ($NF != "-1") mf++ }
-        END { printf "%d %d %d %d %d %d %d\n", rd, rb, wr, wb, ref, m, mf }
-    ' "$1" 2>/dev/null || echo "0 0 0 0 0 0 0"
+        END { printf "%d %d %d %d %d %d %d %d\n", rd, rb, wr, wb, ref, m, mf, pw }
+    ' "$1" 2>/dev/null || echo "0 0 0 0 0 0 0 0"
 }

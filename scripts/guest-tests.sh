@@ -7,7 +7,9 @@
 #                  shared memfd RAM (fds sent): write, read back, compare,
 #                  and the server's disk file holds the data; no DMA by
 #                  message at all (the data went through the mapping)
-#   nvme-secure    the same with secure-dma=on (no fd; DMA_READ/WRITE)
+#   nvme-secure    the same with secure-dma=on (no fd; DMA_READ/WRITE,
+#                  the server's writes posted: No_reply, fenced by a read
+#                  before the interrupt)
 #   gpio           libvfio-user's gpio-pci-idio-16 sample: the guest driver
 #                  binds, the gpio chip appears, and the server's log shows
 #                  exactly one 1-byte REGION_WRITE to an output register
@@ -123,7 +125,7 @@ have_server() { [ -x "$SERVER_QEMU" ]; }
 
 test_nvme() {   # NAME SECURE [VIOMMU]
     local name=$1 secure=$2 viommu=${3:-0} p=$LOGDIR/$1 t0=$SECONDS res disk gmd5 dmd5
-    local rd wr ref maps mapsfd detail pmaps unmaps punmaps
+    local rd wr ref maps mapsfd posted detail pmaps unmaps punmaps
     have_server || { report SKIP "$name" 0 "no $SERVER_QEMU (make server)"; return; }
     disk=$p.disk
     rm -f "$disk" "$p.trace"; truncate -s 64M "$disk"
@@ -139,8 +141,8 @@ test_nvme() {   # NAME SECURE [VIOMMU]
     fi
     kill "$SERVER_PID" 2>/dev/null; lib_cleanup
     res=$(guest_result "$p.console")
-    read -r rd _ wr _ ref maps mapsfd < <(dma_counts "$p.trace")
-    detail="$res; DMA_READ $rd, DMA_WRITE $wr, refused $ref, DMA_MAP $maps ($mapsfd with fd)"
+    read -r rd _ wr _ ref maps mapsfd posted < <(dma_counts "$p.trace")
+    detail="$res; DMA_READ $rd, DMA_WRITE $wr ($posted posted), refused $ref, DMA_MAP $maps ($mapsfd with fd)"
     if [ "$viommu" = 1 ]; then
         # Behind the vIOMMU the maps are the guest's IOMMU mappings: one
         # 4 KiB page at an IOVA each, unmapped when the guest unmaps it.
@@ -159,6 +161,10 @@ test_nvme() {   # NAME SECURE [VIOMMU]
         report FAIL "$name" $((SECONDS - t0)) "server's disk differs from what the guest wrote; $detail"
     elif [ "$secure" = on ] && { [ "$rd" = 0 ] || [ "$wr" = 0 ] || [ "$mapsfd" != 0 ]; }; then
         report FAIL "$name" $((SECONDS - t0)) "secure-dma: expected DMA_READ/WRITE and no fd; $detail"
+    elif [ "$secure" = on ] && [ "$posted" = 0 ]; then
+        # The server posts its writes (No_reply) and fences them with a
+        # read before each interrupt: the data above is what that gives.
+        report FAIL "$name" $((SECONDS - t0)) "secure-dma: expected posted DMA_WRITEs; $detail"
     elif [ "$secure" = off ] && [ "$mapsfd" = 0 ]; then
         report FAIL "$name" $((SECONDS - t0)) "no DMA_MAP carried an fd; $detail"
     elif [ "$secure" = off ] && [ "$(grep -cE '^vfio_user_dma(_refused)? ' "$p.trace")" != 0 ]; then

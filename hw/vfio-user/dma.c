@@ -403,7 +403,7 @@ bool vfio_user_dma_handle_request(void *opaque, VFIOUserProxy *proxy,
     }
     qemu_mutex_unlock(&table->lock);
     trace_vfio_user_dma(vfio_user_name(proxy), hdr->command, req.address,
-                        req.count, ret);
+                        req.count, hdr->flags & VFIO_USER_NO_REPLY, ret);
     /* A failed send already killed the connection; a failed read too. */
     return ret == 0 || !write;
 }
