@@ -182,7 +182,7 @@ if [ -n "$profile" ]; then
     #    Tracing slows the run; the counts per I/O do not depend on it.
     boot_load "$mode" "$pdir/count" "$work" 3 \
         -trace "enable=vfio_user_dma*,file=$pdir/count.trace" || die "$WHY"
-    read -r rd rb wr wb ref maps mapsfd < <(dma_counts "$pdir/count.trace")
+    read -r rd rb wr wb ref maps mapsfd _ < <(dma_counts "$pdir/count.trace")
     ios=$(load_field "$pdir/count.console" "$(job_name "$work")" ios)
     unmaps=$(grep -c '^vfio_user_dma_unmap ' "$pdir/count.trace")
     {

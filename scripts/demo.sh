@@ -131,7 +131,7 @@ case "$result" in
         fi;;
     "gpio PASS"*) ok=1;;
 esac
-read -r rd rb wr wb refused maps mapsfd < <(dma_counts "$trace")
+read -r rd rb wr wb refused maps mapsfd _ < <(dma_counts "$trace")
 end=$(date +%s.%N)
 
 echo
