@@ -5,7 +5,8 @@
 #   OUTDIR/1-client  the vfio-user client: hw/vfio, hw/vfio-user, qapi,
 #                    tests, docs (scripts/patchset/cover-client.txt)
 #   OUTDIR/2-server  fixes to QEMU's vfio-user server and its copy of
-#                    libvfio-user (scripts/patchset/cover-server.txt)
+#                    libvfio-user, and the memory API change it uses
+#                    (scripts/patchset/cover-server.txt)
 #   OUTDIR/3-models  fixes to QEMU's device models that our tests found:
 #                    hw/nvme, hw/acpi (scripts/patchset/cover-models.txt)
 #
@@ -13,8 +14,8 @@
 # files, so they also apply one after the other, in any order.
 #
 # Which series a patch from patches/ belongs to goes by its subject:
-# "vfio-user-server:" is the server's, "hw/nvme:" and "hw/acpi" the
-# device models', any other the client's.
+# "vfio-user-server:" and "memory:" are the server's, "hw/nvme:" and
+# "hw/acpi" the device models', any other the client's.
 #
 # The client series: first its patches/ edits that the new files build on
 # (subjects "vfio:", "vfio/", "qapi:", "qapi/"), each as its own commit;
@@ -73,7 +74,7 @@ client=() server=() models=()
 for p in "$top"/patches/*.patch; do
     subj[$p]=$(subject "$p")
     case "${subj[$p]}" in
-        vfio-user-server:*) server+=("$p");;
+        vfio-user-server:*|memory:*) server+=("$p");;
         hw/nvme:*|hw/acpi:*|hw/acpi/*) models+=("$p");;
         *) client+=("$p");;
     esac

@@ -170,8 +170,21 @@ static int vfio_user_dma_unmap(const VFIOContainerBase *bcontainer,
 
         trace_vfio_user_dma_unmap(vfio_user_name(container->proxy),
                                   r->iova, r->size);
-        err = vfio_user_request(container->proxy, VFIO_USER_DMA_UNMAP,
-                                &iov, 1, NULL, 0, &reply);
+        if (container->secure_dma) {
+            /*
+             * The server never had the memory, only our word that it may
+             * ask for it, and that word is gone with the table entry:
+             * nothing to wait for.  Posted, the unmap still comes before
+             * whatever we ask next (a map of the same IOVA, the guest's
+             * doorbell), and a vCPU unmapping a vIOMMU page does not wait
+             * for the server.
+             */
+            err = vfio_user_post(container->proxy, VFIO_USER_DMA_UNMAP,
+                                 &iov, 1);
+        } else {
+            err = vfio_user_request(container->proxy, VFIO_USER_DMA_UNMAP,
+                                    &iov, 1, NULL, 0, &reply);
+        }
         if (err == -ETIMEDOUT) {
             vfio_user_dma_timed_out(container, "DMA_UNMAP", r->iova,
                                     r->size);
