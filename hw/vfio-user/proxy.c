@@ -811,16 +811,36 @@ static bool proxy_read_message(VFIOUserProxy *proxy)
 }
 
 /*
+ * The receive thread, after a message: is there more to read at once?
+ * A whole message, or the start of one (its rest is on its way); else
+ * whatever the socket has now, without waiting.  A server that posts its
+ * DMA_WRITEs sends them back to back: reading on saves an epoll_wait()
+ * and a poll() per message.  Not while someone waits for a reply: the
+ * waiters read then.
+ */
+static bool proxy_more_to_read(VFIOUserProxy *proxy)
+{
+    if (proxy_buffered(proxy)) {
+        return true;
+    }
+    if (qatomic_read(&proxy->waiting) || proxy->rx_nfds) {
+        return false;
+    }
+    return proxy_fill(proxy, VFIO_USER_RBUF_SIZE) > 0;
+}
+
+/*
  * Holding the read token (taken under proxy->lock, which is dropped and
  * retaken here): read one message if one arrives within @timeout_ms (0:
  * only if one is there, for the receive thread), and any others it
- * brought whole into the receive buffer, then hand the token back.
+ * brought whole into the receive buffer (with @burst, the receive
+ * thread's: any that follow at once), then hand the token back.
  * A waiter passes its own @deadline: what it reads must be through by
  * then (INT64_MAX: no such limit).  Returns false when the connection
  * is dead.
  */
 static bool proxy_read_with_token(VFIOUserProxy *proxy, int timeout_ms,
-                                  int64_t deadline)
+                                  int64_t deadline, bool burst)
 {
     bool ok = true;
     bool ready;
@@ -835,7 +855,8 @@ static bool proxy_read_with_token(VFIOUserProxy *proxy, int timeout_ms,
         do {
             ok = proxy_read_message(proxy);
         } while (ok && !qatomic_read(&proxy->dead) &&
-                 proxy_message_buffered(proxy));
+                 (burst ? proxy_more_to_read(proxy) :
+                          proxy_message_buffered(proxy)));
     }
     qemu_mutex_lock(&proxy->lock);
     proxy->reading = false;
@@ -882,7 +903,8 @@ static void *proxy_recv_thread(void *opaque)
             qemu_cond_wait(&proxy->cond, &proxy->lock);
         }
         /* A waiter may have read what woke us: do not block in a read. */
-        if (!proxy->dead && !proxy_read_with_token(proxy, 0, INT64_MAX)) {
+        if (!proxy->dead &&
+            !proxy_read_with_token(proxy, 0, INT64_MAX, true)) {
             qemu_mutex_unlock(&proxy->lock);
             break;
         }
@@ -936,7 +958,8 @@ int vfio_user_request(VFIOUserProxy *proxy, uint16_t cmd,
 
         if (left > 0 && !proxy->reading && !proxy->dead) {
             /* Read ourselves: our reply, or what comes before it. */
-            proxy_read_with_token(proxy, MIN(left, INT_MAX), deadline);
+            proxy_read_with_token(proxy, MIN(left, INT_MAX), deadline,
+                                  false);
             continue;
         }
         if (left <= 0 && p.busy) {

@@ -436,6 +436,18 @@ static bool was_unmapped(GArray *unmaps, uint64_t iova, uint64_t size)
 }
 
 /*
+ * The DMA_UNMAPs the server has served.  With secure-dma the client
+ * posts them (no reply wanted): the reply to a later request, a BAR
+ * read, says the server served those before it.
+ */
+static GArray *server_unmaps(TestCtx *c)
+{
+    g_assert_cmphex(vu_fixture_bar0_readl(&c->f, VU_TEST_REG_ID), ==,
+                    VU_TEST_ID_MAGIC);
+    return vu_test_server_dma_unmaps(c->f.srv);
+}
+
+/*
  * Guest RAM that goes away: a pc-dimm, hot-plugged, reachable, then
  * hot-unplugged.  Once it is gone the server can no longer reach that
  * memory; plugged again over the same backend, the memory shows that
@@ -470,7 +482,7 @@ static void test_refuse_after_unmap(void)
     vu_fixture_fill_pattern(guard, GUARD_LEN, GUARD_SEED);
     qtest_memwrite(c.f.qts, target, guard, GUARD_LEN);
     unplug_dimm(&c, "dimm0");
-    unmaps = vu_test_server_dma_unmaps(c.f.srv);
+    unmaps = server_unmaps(&c);
     g_assert(was_unmapped(unmaps, addr, DIMM_SIZE));
 
     refuse_write(&c, target, GUARD_LEN, EFAULT, 0);
@@ -683,7 +695,7 @@ static void test_viommu(void)
     vtd_enable(&c);
 
     /* All of RAM went away, the IOMMU's pages came, without fds. */
-    unmaps = vu_test_server_dma_unmaps(c.f.srv);
+    unmaps = server_unmaps(&c);
     g_assert_cmpuint(ram_maps, >, 0);
     g_assert_cmpuint(unmaps->len, ==, ram_maps);
     maps = vu_test_server_dma_maps(c.f.srv);
@@ -739,7 +751,7 @@ static void test_viommu(void)
     vtd_set_pte(&c, IOVA_RW, 0);
     vtd_invalidate_page(&c, IOVA_RW);
     g_array_unref(unmaps);
-    unmaps = vu_test_server_dma_unmaps(c.f.srv);
+    unmaps = server_unmaps(&c);
     g_assert_cmpuint(unmaps->len, ==, 1);
     g_assert(was_unmapped(unmaps, IOVA_RW, 0x1000));
     g_assert_cmpuint(vu_test_server_num_mappings(c.f.srv), ==, 2);
@@ -887,7 +899,7 @@ static void check_viommu_unplugged_ram(bool disable_viommu)
     unplug_dimm(&c, "dimm0");
     qmp_ok(c.f.qts, qtest_qmp(c.f.qts, "{'execute': 'object-del', "
                               "'arguments': {'id': 'hp0'}}"));
-    unmaps = vu_test_server_dma_unmaps(c.f.srv);
+    unmaps = server_unmaps(&c);
     g_assert_cmpuint(unmaps->len, ==, 0);
     drain_rcu(&c);
     g_assert(ramblock_exists(&c, hva));
@@ -923,7 +935,7 @@ static void check_viommu_unplugged_ram(bool disable_viommu)
         vtd_invalidate_page(&c, IOVA_DIMM);
     }
     g_array_unref(unmaps);
-    unmaps = vu_test_server_dma_unmaps(c.f.srv);
+    unmaps = server_unmaps(&c);
     g_assert(was_unmapped(unmaps, IOVA_DIMM, 0x1000));
     drain_rcu(&c);
     g_assert(!ramblock_exists(&c, hva));
