@@ -231,6 +231,13 @@ static bool vfio_user_container_attach(const char *name,
 
     bcontainer = &container->bcontainer;
     bcontainer->pgsizes = caps->pgsizes;
+    /*
+     * Under secure-dma every byte the server writes to guest memory goes
+     * through dma.c, which marks it dirty as it writes: the container
+     * tracks the device's DMA exactly, as an IOMMU with dirty tracking.
+     */
+    bcontainer->dirty_pages_supported = container->secure_dma;
+    vbasedev->iommu_dirty_tracking = container->secure_dma;
     bcontainer->dma_max_mappings = caps->max_dma_maps;
     vfio_address_space_insert(space, bcontainer);
 
@@ -331,6 +338,29 @@ void vfio_user_container_dma_stats(VFIODevice *vbasedev,
     }
 }
 
+static int vfio_user_set_dirty_page_tracking(const VFIOContainerBase *bc,
+                                             bool start, Error **errp)
+{
+    VFIOUserContainer *container = user_container(bc);
+    VFIOUserDMAStats stats;
+
+    vfio_user_dma_get_stats(container->dma, &stats);
+    trace_vfio_user_dirty_tracking(vfio_user_name(container->proxy), start,
+                                   stats.dirty_pages);
+    return 0;
+}
+
+/*
+ * The pages the server wrote are dirty in QEMU's own bitmap already
+ * (dma.c marked them as it wrote them): nothing to add.
+ */
+static int vfio_user_query_dirty_bitmap(const VFIOContainerBase *bcontainer,
+                                        VFIOBitmap *vbmap, hwaddr iova,
+                                        hwaddr size, Error **errp)
+{
+    return 0;
+}
+
 static void vfio_iommu_user_class_init(ObjectClass *klass, void *data)
 {
     VFIOIOMMUClass *vioc = VFIO_IOMMU_CLASS(klass);
@@ -339,6 +369,8 @@ static void vfio_iommu_user_class_init(ObjectClass *klass, void *data)
     vioc->detach_device = vfio_user_container_detach;
     vioc->dma_map = vfio_user_dma_map;
     vioc->dma_unmap = vfio_user_dma_unmap;
+    vioc->set_dirty_page_tracking = vfio_user_set_dirty_page_tracking;
+    vioc->query_dirty_bitmap = vfio_user_query_dirty_bitmap;
 }
 
 static const TypeInfo vfio_iommu_user_info = {

@@ -16,6 +16,7 @@
 #include "qemu/memfd.h"
 #include "qemu/units.h"
 #include "hw/vfio-user/device.h"
+#include "hw/vfio-user/migration.h"
 #include "trace.h"
 
 static VFIOUserProxy *proxy_of(VFIODevice *vbasedev)
@@ -30,16 +31,12 @@ static VFIOUserProxy *proxy_of(VFIODevice *vbasedev)
  * a hostile server must not be able to flood it); the trace event has
  * them all.
  */
-static int G_GNUC_PRINTF(2, 3) bad_reply(VFIODevice *vbasedev,
-                                         const char *fmt, ...)
+int vfio_user_device_bad_replyv(VFIODevice *vbasedev, const char *fmt,
+                                va_list ap)
 {
     VFIOUserDevice *udev = vfio_user_device_of(vbasedev);
-    g_autofree char *why = NULL;
-    va_list ap;
+    g_autofree char *why = g_strdup_vprintf(fmt, ap);
 
-    va_start(ap, fmt);
-    why = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
     trace_vfio_user_bad_reply(vbasedev->name, why);
     if (!udev->said_bad_reply) {
         udev->said_bad_reply = true;
@@ -47,6 +44,18 @@ static int G_GNUC_PRINTF(2, 3) bad_reply(VFIODevice *vbasedev,
                      vbasedev->name, why);
     }
     return -EPROTO;
+}
+
+static int G_GNUC_PRINTF(2, 3) bad_reply(VFIODevice *vbasedev,
+                                         const char *fmt, ...)
+{
+    va_list ap;
+    int ret;
+
+    va_start(ap, fmt);
+    ret = vfio_user_device_bad_replyv(vbasedev, fmt, ap);
+    va_end(ap);
+    return ret;
 }
 
 static int vfio_user_get_device_info(VFIODevice *vbasedev,
@@ -666,10 +675,20 @@ static int vfio_user_region_write(VFIODevice *vbasedev, uint8_t index,
     return size;
 }
 
+/*
+ * A device without a server has nothing to reset: the server that a
+ * reconnect finds starts afresh.  Succeed, since hw/vfio aborts QEMU
+ * when the reset after a failed migration state change fails.
+ */
 static int vfio_user_device_reset(VFIODevice *vbasedev)
 {
-    return vfio_user_request(proxy_of(vbasedev), VFIO_USER_DEVICE_RESET,
-                             NULL, 0, NULL, 0, NULL);
+    VFIOUserProxy *proxy = proxy_of(vbasedev);
+
+    if (vfio_user_is_dead(proxy)) {
+        return 0;
+    }
+    return vfio_user_request(proxy, VFIO_USER_DEVICE_RESET, NULL, 0, NULL, 0,
+                             NULL);
 }
 
 void vfio_user_device_attach_io(VFIODevice *vbasedev, VFIOUserDevice *udev)
@@ -686,6 +705,9 @@ const VFIODeviceIOOps vfio_user_device_io_ops = {
     .region_read = vfio_user_region_read,
     .region_write = vfio_user_region_write,
     .device_reset = vfio_user_device_reset,
+    .device_feature = vfio_user_device_feature,
+    .mig_data_read = vfio_user_mig_data_read,
+    .mig_data_write = vfio_user_mig_data_write,
 };
 
 int vfio_user_device_query_region(VFIODevice *vbasedev, uint32_t index,

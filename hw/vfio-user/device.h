@@ -69,6 +69,15 @@ static inline VFIOUserDevice *vfio_user_device_of(VFIODevice *vbasedev)
     return vbasedev->io_opaque;
 }
 
+/*
+ * The server's answer to a request of @vbasedev breaks the protocol or
+ * our bounds: say why (in the log the first time only, in a trace event
+ * always) and return -EPROTO, for the operation to fail with.
+ */
+int G_GNUC_PRINTF(2, 0) vfio_user_device_bad_replyv(VFIODevice *vbasedev,
+                                                    const char *fmt,
+                                                    va_list ap);
+
 /* Once the device info is known: room for what regions and irqs say */
 void vfio_user_device_init_state(VFIOUserDevice *udev, uint32_t num_regions,
                                  uint32_t num_irqs);

@@ -287,9 +287,11 @@ static int dma_translate(VFIOUserDMATable *table, uint64_t addr,
  * like the physmem path that device threads take; the caller's inflight
  * count keeps the mappings' memory regions alive.
  */
-static void dma_mark_written(const struct iovec *iov, const DMASegment *seg,
-                             size_t niov)
+static uint64_t dma_mark_written(const struct iovec *iov,
+                                 const DMASegment *seg, size_t niov)
 {
+    uint64_t migration_pages = 0;
+
     RCU_READ_LOCK_GUARD();
 
     for (size_t i = 0; i < niov; i++) {
@@ -310,7 +312,12 @@ static void dma_mark_written(const struct iovec *iov, const DMASegment *seg,
             mask &= ~(1 << DIRTY_MEMORY_CODE);
         }
         cpu_physical_memory_set_dirty_range(start, len, mask);
+        if (mask & (1 << DIRTY_MEMORY_MIGRATION)) {
+            migration_pages += DIV_ROUND_UP(start + len, TARGET_PAGE_SIZE) -
+                               start / TARGET_PAGE_SIZE;
+        }
     }
+    return migration_pages;
 }
 
 /* Refuse a request: consume what is left of it, answer with @err. */
@@ -339,6 +346,7 @@ bool vfio_user_dma_handle_request(void *opaque, VFIOUserProxy *proxy,
     struct iovec iov[VFIO_USER_DMA_MAX_IOV + 1];
     DMASegment seg[VFIO_USER_DMA_MAX_IOV];
     VFIOUserDMARW req;
+    uint64_t dirty = 0;
     size_t niov;
     int err, ret;
 
@@ -379,7 +387,7 @@ bool vfio_user_dma_handle_request(void *opaque, VFIOUserProxy *proxy,
         /* Straight from the socket into guest RAM. */
         ret = vfio_user_recv_payload(proxy, iov + 1, niov);
         /* Even a partial write changed guest memory. */
-        dma_mark_written(iov + 1, seg, niov);
+        dirty = dma_mark_written(iov + 1, seg, niov);
         if (ret == 0 && !(hdr->flags & VFIO_USER_NO_REPLY)) {
             vfio_user_send_reply(proxy, hdr, iov, 1);
         }
@@ -389,6 +397,7 @@ bool vfio_user_dma_handle_request(void *opaque, VFIOUserProxy *proxy,
     }
 
     qemu_mutex_lock(&table->lock);
+    table->stats.dirty_pages += dirty;
     if (ret == 0) {
         if (write) {
             table->stats.writes++;

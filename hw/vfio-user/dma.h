@@ -77,6 +77,7 @@ bool vfio_user_dma_handle_request(void *opaque, VFIOUserProxy *proxy,
 /* Counters, for tests and the demo. */
 typedef struct VFIOUserDMAStats {
     uint64_t reads, writes, bytes_read, bytes_written, refused;
+    uint64_t dirty_pages;       /* marked for migration as written */
 } VFIOUserDMAStats;
 void vfio_user_dma_get_stats(VFIOUserDMATable *table, VFIOUserDMAStats *st);
 

@@ -26,6 +26,7 @@
 #include "hw/vfio/pci.h"
 #include "hw/vfio-user/container.h"
 #include "hw/vfio-user/device.h"
+#include "hw/vfio-user/migration.h"
 #include "hw/vfio-user/reconnect.h"
 #include "hw/vfio-user/restore.h"
 #include "trace.h"
@@ -312,6 +313,38 @@ static char *vfio_user_pci_name(const char *devname, SocketAddress *addr)
     return g_strdup_printf("%s (socket %s)", devname, addr->u.q_unix.path);
 }
 
+/*
+ * Migrate with hw/vfio's migration.c where the server can migrate the
+ * device; where it cannot, block migration with a message that says so
+ * (hw/vfio's would blame the kernel), or with enable-migration=on fail.
+ */
+static bool vfio_user_pci_migration_setup(VFIOUserPCIDevice *upci,
+                                          Error **errp)
+{
+    VFIODevice *vbasedev = &upci->parent_obj.vbasedev;
+    uint64_t flags = 0;
+    int ret;
+
+    if (vbasedev->enable_migration == ON_OFF_AUTO_OFF) {
+        return vfio_migration_realize(vbasedev, errp);
+    }
+    ret = vfio_user_migration_flags(vbasedev, &flags);
+    if (!ret && !(flags & VFIO_MIGRATION_STOP_COPY)) {
+        ret = -EOPNOTSUPP;
+    }
+    if (!ret) {
+        return vfio_migration_realize(vbasedev, errp);
+    }
+    if (vbasedev->enable_migration == ON_OFF_AUTO_ON) {
+        error_setg_errno(errp, -ret, "the server cannot migrate the device");
+        return false;
+    }
+    error_setg_errno(&upci->migration_blocker, -ret,
+                     "%s: the server cannot migrate the device",
+                     vbasedev->name);
+    return migrate_add_blocker_normal(&upci->migration_blocker, errp) >= 0;
+}
+
 static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
 {
     ERRP_GUARD();
@@ -349,13 +382,6 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
         goto error;
     }
 
-    error_setg(&upci->migration_blocker,
-               "%s: migration of vfio-user devices is not supported",
-               vbasedev->name);
-    if (migrate_add_blocker(&upci->migration_blocker, errp) < 0) {
-        goto error;
-    }
-
     if (!vfio_attach_device_by_iommu_type(TYPE_VFIO_IOMMU_USER,
                                           vbasedev->name, vbasedev,
                                           pci_device_iommu_address_space(pdev),
@@ -381,7 +407,8 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
     if (!vfio_pci_config_setup(vdev, errp)) {
         goto error;
     }
-    if (!vfio_pci_interrupt_setup(vdev, errp)) {
+    if (!vfio_pci_interrupt_setup(vdev, errp) ||
+        !vfio_user_pci_migration_setup(upci, errp)) {
         vfio_pci_realize_cleanup(vdev);
         goto error;
     }
@@ -415,6 +442,7 @@ static void vfio_user_pci_exit(PCIDevice *pdev)
     vfio_user_reconnect_free(upci->reconnect);
     upci->reconnect = NULL;
     vfio_pci_device_exit(vdev);
+    vfio_migration_exit(&vdev->vbasedev);
 }
 
 static void vfio_user_pci_finalize(Object *obj)
@@ -566,6 +594,9 @@ static const Property vfio_user_pci_properties[] = {
      */
     DEFINE_PROP_BOOL("x-post-writes", VFIOUserPCIDevice, post_writes, false),
     DEFINE_PROP_BOOL("secure-dma", VFIOUserPCIDevice, secure_dma, false),
+    DEFINE_PROP_ON_OFF_AUTO("enable-migration", VFIOUserPCIDevice,
+                            parent_obj.vbasedev.enable_migration,
+                            ON_OFF_AUTO_AUTO),
 };
 
 static void vfio_user_pci_class_init(ObjectClass *klass, void *data)
@@ -592,6 +623,10 @@ static void vfio_user_pci_class_init(ObjectClass *klass, void *data)
     object_class_property_set_description(klass, "secure-dma",
         "never give the server a guest memory fd: it must ask for every "
         "access with DMA_READ/DMA_WRITE, which the client checks");
+    object_class_property_set_description(klass, "enable-migration",
+        "migrate the device where the server can (auto: where it can "
+        "and the device's DMA can be tracked; on: where it can, "
+        "treating all memory as written when DMA cannot be tracked)");
     object_class_property_set_description(klass, "x-msg-timeout",
         "how long to wait for a reply from the server, in ms");
     object_class_property_set_description(klass, "x-poll-max-ns",

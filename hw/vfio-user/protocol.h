@@ -39,6 +39,11 @@ typedef enum VFIOUserCmd {
     VFIO_USER_DMA_WRITE                 = 12,
     VFIO_USER_DEVICE_RESET              = 13,
     VFIO_USER_DIRTY_PAGES               = 14,
+    /* Not in spec 0.9.1: from QEMU 10.2's docs/interop/vfio-user.rst */
+    VFIO_USER_REGION_WRITE_MULTI        = 15,
+    VFIO_USER_DEVICE_FEATURE            = 16,
+    VFIO_USER_MIG_DATA_READ             = 17,
+    VFIO_USER_MIG_DATA_WRITE            = 18,
     VFIO_USER_MAX,
 } VFIOUserCmd;
 
@@ -279,6 +284,50 @@ typedef struct {
     VFIOUserBitmap bitmap;
 } QEMU_PACKED VFIOUserBitmapRange;
 
+/*
+ * Migration, not in spec 0.9.1: as QEMU 10.2's docs/interop/vfio-user.rst
+ * describes it.  Feature indexes, flags and states are <linux/vfio.h>'s.
+ */
+
+/* VFIO_USER_DEVICE_FEATURE request and reply: struct vfio_device_feature */
+typedef struct {
+    uint32_t argsz;
+    uint32_t flags;
+    uint8_t data[];
+} QEMU_PACKED VFIOUserDeviceFeature;
+
+/* VFIO_USER_MIG_DATA_READ/WRITE: data follows in a READ reply, WRITE request */
+typedef struct {
+    uint32_t argsz;
+    uint32_t size;
+} QEMU_PACKED VFIOUserMigDataHdr;
+
+/* DMA_LOGGING_START data, followed by @num_ranges VFIOUserDMALoggingRange */
+typedef struct {
+    uint64_t page_size;
+    uint32_t num_ranges;
+    uint32_t reserved;
+} QEMU_PACKED VFIOUserDMALoggingControl;
+
+/* An IOVA range to log: struct vfio_device_feature_dma_logging_range */
+typedef struct {
+    uint64_t iova;
+    uint64_t length;
+} QEMU_PACKED VFIOUserDMALoggingRange;
+
+/* DMA_LOGGING_REPORT data; the reply adds the bitmap, in u64s */
+typedef struct {
+    uint64_t iova;
+    uint64_t length;
+    uint64_t page_size;
+} QEMU_PACKED VFIOUserDMALoggingReport;
+
+/* MIG_DEVICE_STATE data: struct vfio_device_feature_mig_state */
+typedef struct {
+    uint32_t device_state;
+    uint32_t data_fd;
+} QEMU_PACKED VFIOUserMigState;
+
 QEMU_BUILD_BUG_ON(sizeof(VFIOUserHdr) != 16);
 QEMU_BUILD_BUG_ON(sizeof(VFIOUserVersion) != 4);
 QEMU_BUILD_BUG_ON(sizeof(VFIOUserDMAMap) != 32);
@@ -306,5 +355,14 @@ QEMU_BUILD_BUG_ON(sizeof(struct vfio_region_sparse_mmap_area) != 16);
 QEMU_BUILD_BUG_ON(VFIO_USER_DMA_UNMAP_GET_DIRTY_BITMAP !=
                   VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP);
 QEMU_BUILD_BUG_ON(VFIO_USER_DMA_UNMAP_ALL != VFIO_DMA_UNMAP_FLAG_ALL);
+QEMU_BUILD_BUG_ON(sizeof(VFIOUserDeviceFeature) !=
+                  sizeof(struct vfio_device_feature));
+QEMU_BUILD_BUG_ON(sizeof(VFIOUserMigDataHdr) != 8);
+QEMU_BUILD_BUG_ON(sizeof(VFIOUserDMALoggingControl) != 16);
+QEMU_BUILD_BUG_ON(sizeof(VFIOUserDMALoggingRange) !=
+                  sizeof(struct vfio_device_feature_dma_logging_range));
+QEMU_BUILD_BUG_ON(sizeof(VFIOUserDMALoggingReport) != 24);
+QEMU_BUILD_BUG_ON(sizeof(VFIOUserMigState) !=
+                  sizeof(struct vfio_device_feature_mig_state));
 
 #endif /* HW_VFIO_USER_PROTOCOL_H */

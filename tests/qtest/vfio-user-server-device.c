@@ -15,12 +15,6 @@
 
 /* Device model; called with the lock held */
 
-static uint64_t vu_max_rx_xfer(VUTestServer *s)
-{
-    return s->cfg.max_data_xfer_size ? s->cfg.max_data_xfer_size
-                                     : VFIO_USER_DEF_MAX_XFER;
-}
-
 void vu_config_init(VUTestServer *s)
 {
     uint8_t *c = s->config, *w = s->config_wmask;
@@ -117,7 +111,10 @@ void vu_bar1_free(VUTestServer *s)
     vu_close_fd(&s->bar1_fd);
 }
 
-/* DEVICE_RESET: registers and interrupt state; the buffer and BARs stay */
+/*
+ * DEVICE_RESET: registers, interrupt state, and the migration state
+ * machine, back to RUNNING; the buffer and BARs stay
+ */
 static void vu_device_reset(VUTestServer *s)
 {
     uint16_t cmd = PCI_COMMAND + 0, msi = VU_TEST_CFG_MSI_CAP + PCI_MSI_FLAGS;
@@ -136,6 +133,7 @@ static void vu_device_reset(VUTestServer *s)
                  ~(PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL));
     }
     vu_msix_table_init(s);
+    vu_mig_reset(s);
     s->reset_count++;
 }
 
@@ -283,6 +281,7 @@ static bool vu_bar0_access(VUTestServer *s, uint64_t off, uint8_t *data,
             n = count;
             if (write) {
                 memcpy(s->buf + off - VU_TEST_BUF_OFFSET, data, n);
+                vu_mig_buf_dirty(s, off - VU_TEST_BUF_OFFSET, n);
             } else {
                 memcpy(data, s->buf + off - VU_TEST_BUF_OFFSET, n);
             }
@@ -491,6 +490,9 @@ int vu_handle_region_write(VUTestServer *s, VUMsg *msg, VUReply *r)
         err = vu_check_access(s, &rw);
     }
     g_mutex_lock(&s->lock);
+    if (!err && rw.region == VFIO_PCI_BAR0_REGION_INDEX && vu_mig_frozen(s)) {
+        err = -EBUSY;           /* a stopped device does not change */
+    }
     rec = (VUTestRegionWriteRecord) {
         .offset = rw.offset, .region = rw.region, .count = rw.count,
         .no_reply = msg->hdr.flags & VFIO_USER_NO_REPLY, .err = -err,
@@ -551,8 +553,11 @@ void vu_test_server_buf_read(VUTestServer *s, unsigned offset, void *buf,
 void vu_test_server_buf_write(VUTestServer *s, unsigned offset,
                               const void *buf, size_t len)
 {
-    vu_mem_access(s, s->buf, VU_TEST_BUF_SIZE, offset, (void *)buf, len,
-                  true);
+    g_assert(offset <= VU_TEST_BUF_SIZE && len <= VU_TEST_BUF_SIZE - offset);
+    g_mutex_lock(&s->lock);
+    memcpy(s->buf + offset, buf, len);
+    vu_mig_buf_dirty(s, offset, len);
+    g_mutex_unlock(&s->lock);
 }
 
 void vu_test_server_bar1_read(VUTestServer *s, unsigned offset, void *buf,

@@ -244,6 +244,7 @@ static int vu_dma_rw(VUTestServer *s, uint64_t iova, uint8_t *buf,
             }
             if (to_guest) {
                 memcpy(m->host + (iova - m->iova), buf, chunk);
+                vu_mig_log_dma(s, iova, chunk);
             } else {
                 memcpy(buf, m->host + (iova - m->iova), chunk);
             }
@@ -317,6 +318,7 @@ void vu_dma_run(VUTestServer *s)
         if (!err && !to_guest) {
             g_mutex_lock(&s->lock);
             memcpy(s->buf + off, tmp, len);
+            vu_mig_buf_dirty(s, off, len);
             g_mutex_unlock(&s->lock);
         }
     }

@@ -12,6 +12,9 @@
  *   vfio-user-server-dma.c        DMA_MAP/UNMAP, DMA_READ/WRITE, the
  *                                 device's DMA engine
  *   vfio-user-server-log.c        what the server records for tests
+ *   vfio-user-server-mig.c        migration: DEVICE_FEATURE, the state
+ *                                 machine, MIG_DATA_READ/WRITE, DMA
+ *                                 logging
  *
  * Locking: fields are owned by the server thread or under @lock, as
  * marked in VUTestServer; functions say which they need.
@@ -22,6 +25,7 @@
 
 #include <sys/eventfd.h>
 #include "hw/pci/pci_regs.h"
+#include "qemu/bitmap.h"
 #include "vfio-user-server.h"
 
 #define VU_MSG_TIMEOUT_MS       10000   /* to finish a message once begun */
@@ -29,6 +33,10 @@
 #define VU_MAX_RX_FDS           VFIO_USER_MAX_MAX_FDS
 #define VU_RX_BUF_SIZE          (8 * 1024)  /* a header and a page */
 #define VU_CFG_SIZE             256
+#define VU_MIG_CHUNK_SIZE       4096    /* what PRE_COPY tracks in buf */
+#define VU_MIG_NCHUNKS          (VU_TEST_BUF_SIZE / VU_MIG_CHUNK_SIZE)
+#define VU_LOG_PAGE_SHIFT       12      /* what DMA logging tracks */
+#define VU_LOG_PAGE_SIZE        (1ULL << VU_LOG_PAGE_SHIFT)
 
 /* A message received from the client */
 typedef struct VUMsg {
@@ -72,6 +80,29 @@ typedef struct VUIrqIndex {
     bool enabled;
     VUIrq *v;
 } VUIrqIndex;
+
+/* Migration, under the server's lock */
+typedef struct VUMig {
+    uint32_t state;             /* enum vfio_device_mig_state */
+    /* Saving (PRE_COPY, STOP_COPY): the stream from out_pos on is unread */
+    GByteArray *out;
+    size_t out_pos;
+    DECLARE_BITMAP(dirty, VU_MIG_NCHUNKS);  /* buf chunks written since sent */
+    /*
+     * Resuming: records are checked and applied to @stage as they come
+     * whole; @in holds the start of one that is not whole yet.
+     */
+    GByteArray *in;
+    uint8_t *stage;             /* buf as the stream has it, or NULL */
+    uint32_t stage_scratch;
+    DECLARE_BITMAP(covered, VU_TEST_BUF_SIZE);  /* bytes of @stage set */
+    bool got_regs;
+    bool got_end;
+    /* DMA logging */
+    bool logging;
+    GArray *log_ranges;         /* VFIOUserDMALoggingRange; none: all */
+    GHashTable *dirty_pages;    /* of uint64_t page numbers, iova >> 12 */
+} VUMig;
 
 typedef struct VUJob {
     const VUTestDMARequest *req;
@@ -138,6 +169,7 @@ struct VUTestServer {
     uint8_t msix_table[VU_TEST_MSIX_MAX_VECTORS * PCI_MSIX_ENTRY_SIZE];
     VUIrqIndex irqs[VFIO_PCI_NUM_IRQS];
     GArray *mappings;           /* VUMapping */
+    VUMig mig;
 
     unsigned cmd_count[VFIO_USER_MAX];
     unsigned cmd_fds[VFIO_USER_MAX];
@@ -166,6 +198,13 @@ static inline void vu_close_fd(int *fd)
         close(*fd);
         *fd = -1;
     }
+}
+
+/* The most data a request may carry to us (REGION_WRITE, MIG_DATA_*) */
+static inline uint64_t vu_max_rx_xfer(VUTestServer *s)
+{
+    return s->cfg.max_data_xfer_size ? s->cfg.max_data_xfer_size
+                                     : VFIO_USER_DEF_MAX_XFER;
 }
 
 /* Request handlers: return 0 and fill @r, or return -errno */
@@ -211,6 +250,18 @@ int vu_dma_msg(VUTestServer *s, const VUTestDMARequest *req,
 void vu_run_jobs(VUTestServer *s);
 int vu_handle_dma_map(VUTestServer *s, VUMsg *msg, VUReply *r);
 int vu_handle_dma_unmap(VUTestServer *s, VUMsg *msg, VUReply *r);
+
+/* vfio-user-server-mig.c: with the lock held, except the handlers */
+void vu_mig_init(VUTestServer *s);
+void vu_mig_free(VUTestServer *s);
+void vu_mig_reset(VUTestServer *s);     /* DEVICE_RESET */
+void vu_mig_disconnect(VUTestServer *s);
+bool vu_mig_frozen(VUTestServer *s);    /* the device may not change */
+void vu_mig_buf_dirty(VUTestServer *s, uint64_t offset, uint64_t len);
+void vu_mig_log_dma(VUTestServer *s, uint64_t iova, uint64_t len);
+int vu_handle_device_feature(VUTestServer *s, VUMsg *msg, VUReply *r);
+int vu_handle_mig_data_read(VUTestServer *s, VUMsg *msg, VUReply *r);
+int vu_handle_mig_data_write(VUTestServer *s, VUMsg *msg, VUReply *r);
 
 /* vfio-user-server-log.c: with the lock held, except where marked */
 void vu_log_init(VUTestServer *s);

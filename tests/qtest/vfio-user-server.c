@@ -214,6 +214,9 @@ static const VUCommand vu_commands[VFIO_USER_MAX] = {
     [VFIO_USER_DMA_WRITE] = { vu_handle_server_to_client },
     [VFIO_USER_DEVICE_RESET] = { vu_handle_reset },
     [VFIO_USER_DIRTY_PAGES] = { vu_handle_unsupported },
+    [VFIO_USER_DEVICE_FEATURE] = { vu_handle_device_feature },
+    [VFIO_USER_MIG_DATA_READ] = { vu_handle_mig_data_read },
+    [VFIO_USER_MIG_DATA_WRITE] = { vu_handle_mig_data_write },
 };
 
 static int vu_dispatch(VUTestServer *s, VUMsg *msg, VUReply *r)
@@ -284,7 +287,11 @@ static void vu_handle_msg(VUTestServer *s, VUMsg *msg)
     g_byte_array_unref(r.payload);
 }
 
-/* As the spec asks: drop the client's mappings and fds, keep the rest */
+/*
+ * As the spec asks: drop the client's mappings and fds, keep the rest.
+ * A migration's transfer session and DMA logging belong to the client:
+ * they end, and the device runs again for the next one.
+ */
 static void vu_close_conn(VUTestServer *s)
 {
     VUMsg *msg;
@@ -305,6 +312,7 @@ static void vu_close_conn(VUTestServer *s)
     for (i = 0; i < VFIO_PCI_NUM_IRQS; i++) {
         vu_irq_disable(s, i);
     }
+    vu_mig_disconnect(s);
     s->connected = false;
     s->stats.disconnects++;
     g_cond_broadcast(&s->cond);
@@ -391,6 +399,7 @@ VUTestServer *vu_test_server_new(const char *socket_path,
     vu_irqs_init(s);
     vu_config_init(s);
     vu_msix_table_init(s);
+    vu_mig_init(s);
 
     s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     memcpy(addr.sun_path, socket_path, strlen(socket_path) + 1);
@@ -427,6 +436,7 @@ void vu_test_server_free(VUTestServer *s)
     }
     vu_bar1_free(s);
     g_array_unref(s->mappings);
+    vu_mig_free(s);
     vu_log_free(s);
     g_free(s->path);
     g_mutex_clear(&s->lock);

@@ -22,6 +22,7 @@
  *                 with no MSI-X vectors)
  *   IRQs  INTx (1, EVENTFD|MASKABLE|AUTOMASKED), MSI (1), MSI-X
  *         (cfg->msix_vectors), ERR (1), REQ (1)
+ *   Migration and DMA logging, if configured: see below
  */
 
 #ifndef TESTS_QTEST_VFIO_USER_SERVER_H
@@ -82,6 +83,72 @@
 #define VU_TEST_CFG_MSI_CAP         0x40
 #define VU_TEST_CFG_MSIX_CAP        0x50
 
+/*
+ * Migration (cfg->migration): the state that migrates is SCRATCH and the
+ * buffer, nothing else.  The state machine is the spec's: its direct
+ * arcs, and any other transition as the shortest path of them with no
+ * saving state (PRE_COPY, STOP_COPY) inside it.  STOP_COPY -> PRE_COPY,
+ * the P2P states, ERROR and, without cfg->mig_precopy, PRE_COPY are
+ * refused with EINVAL.  In STOP, STOP_COPY, RESUMING and ERROR the device
+ * is frozen: a REGION_WRITE to BAR0 fails with EBUSY.  RESUMING -> STOP
+ * takes the stream only if it is whole (below); if not, the SET fails
+ * with EINVAL and the device goes to ERROR, from which DEVICE_RESET
+ * recovers.  DEVICE_RESET and the client's disconnect end any transfer
+ * session and put the device in RUNNING, so that a new client finds it
+ * running, buffer unchanged; a disconnect also stops DMA logging.
+ *
+ * DEVICE_FEATURE requests carry exactly the data of the feature (none for
+ * a GET of MIGRATION or MIG_DEVICE_STATE, nor for DMA_LOGGING_STOP); a
+ * PROBE may carry any.  A SET or PROBE is replied with its request (with
+ * MIG_DEVICE_STATE's data_fd set to -1), a GET with argsz set to the size
+ * of the reply.  A reply that would be larger than the request's argsz is
+ * not cut short: the request fails with EINVAL.  Any request that fails
+ * changes nothing, but for RESUMING -> STOP.
+ *
+ * The stream (MIG_DATA_READ in PRE_COPY or STOP_COPY, MIG_DATA_WRITE in
+ * RESUMING, EINVAL elsewhere) is a sequence of records: a
+ * VUTestMigRecord, little-endian, then @len bytes:
+ *   CHUNK  @len (> 0) bytes of the buffer, at @offset into it
+ *   REGS   @offset 0, @len 4: SCRATCH
+ *   END    @offset 0, @len 0: the last record
+ * PRE_COPY sends the whole buffer in 4 KiB CHUNKs, then the chunks written
+ * since they were sent.  STOP_COPY sends the rest: the chunks written
+ * since (the whole buffer if not from PRE_COPY), REGS, END.  A read that
+ * returns less than asked means "nothing more for now" in PRE_COPY, "the
+ * end" in STOP_COPY.  A MIG_DATA_READ or _WRITE moves up to
+ * cfg->max_data_xfer_size bytes; a READ's argsz must leave room for all
+ * it asks for, a WRITE's is not looked at (its reply has no payload).
+ * MIG_DATA_WRITE takes records cut anywhere; one whose data would make a
+ * bad record, or follow END, fails with EINVAL and none of its data is
+ * taken.  RESUMING -> STOP wants an END, a REGS and every byte of the
+ * buffer covered.  Later records win.
+ */
+#define VU_TEST_MIG_REC_CHUNK       0x31437576  /* "vuC1" */
+#define VU_TEST_MIG_REC_REGS        0x31527576  /* "vuR1" */
+#define VU_TEST_MIG_REC_END         0x31457576  /* "vuE1" */
+
+typedef struct VUTestMigRecord {
+    uint32_t type;              /* VU_TEST_MIG_REC_* */
+    uint32_t offset;
+    uint32_t len;
+} QEMU_PACKED VUTestMigRecord;
+
+/*
+ * DMA logging (cfg->dma_logging): while started, the device's DMA writes
+ * through a mapping's fd mark the 4 KiB pages they touch within START's
+ * ranges (all pages if it gave none); the DMA_WRITEs the client is asked
+ * to do, it sees itself.  START wants a power of two >= 4 KiB as
+ * page_size (replied unchanged), ranges aligned to it, not empty, not
+ * overlapping, at most VU_TEST_LOG_MAX_RANGES; a second START fails with
+ * EBUSY; STOP forgets everything and always succeeds.  REPORT wants iova
+ * and length (not 0) aligned to its page_size, a power of two, and a
+ * bitmap of at most VFIO_USER_MAX_MAX_XFER bytes, and fails with EINVAL
+ * unless logging was started; it sets bit i if a marked page meets
+ * [iova + i * page_size, + page_size), and clears the marked pages wholly
+ * inside [iova, + length).
+ */
+#define VU_TEST_LOG_MAX_RANGES      1024
+
 typedef struct VUTestServer VUTestServer;
 
 /* A message received from the client, as a hook sees it */
@@ -136,6 +203,17 @@ typedef struct VUTestServerConfig {
      */
     bool msix_table_masks;
     bool reaccept;              /* serve another client after a disconnect */
+    /*
+     * Off by default: DEVICE_FEATURE then fails with ENOTSUP for the
+     * features concerned (as for any feature the server does not have),
+     * and so do MIG_DATA_READ/WRITE without @migration.  @migration: the
+     * MIGRATION feature, with VFIO_MIGRATION_STOP_COPY, and
+     * MIG_DEVICE_STATE; @mig_precopy adds VFIO_MIGRATION_PRE_COPY.
+     * @dma_logging: DMA_LOGGING_START, _STOP and _REPORT.
+     */
+    bool migration;
+    bool mig_precopy;
+    bool dma_logging;
     unsigned dma_timeout_ms;    /* wait for a DMA reply; 0: 5000 */
     VUTestServerHook hook;
     void *hook_opaque;
@@ -247,6 +325,13 @@ typedef struct VUTestServerStats {
     unsigned irqs_pending[VFIO_PCI_NUM_IRQS];   /* held back by a mask */
     unsigned irqs_lost[VFIO_PCI_NUM_IRQS];      /* raised without eventfd */
     unsigned log_dropped;       /* records beyond VU_TEST_LOG_MAX */
+    unsigned mig_transitions;   /* direct arcs a SET of the state took */
+    uint64_t mig_bytes_read;    /* stream bytes MIG_DATA_READ replied */
+    uint64_t mig_bytes_written; /* stream bytes MIG_DATA_WRITE took */
+    unsigned mig_data_rejected; /* MIG_DATA_READ/WRITEs failed, and */
+                                /* streams RESUMING -> STOP refused */
+    uint64_t dirty_pages_logged;    /* 4 KiB pages newly marked */
+    uint64_t dirty_pages_reported;  /* bits set in REPORT bitmaps */
 } VUTestServerStats;
 
 #define VU_TEST_LOG_MAX             65536
@@ -265,7 +350,13 @@ void vu_test_server_get_stats(VUTestServer *s, VUTestServerStats *stats);
 /* Forget all records, counts and stats */
 void vu_test_server_clear_log(VUTestServer *s);
 
-/* Device state, without side effects */
+/* The migration state: an enum vfio_device_mig_state */
+uint32_t vu_test_server_mig_state(VUTestServer *s);
+
+/*
+ * Device state, without side effects, except that buf_write() counts as a
+ * write of the device for PRE_COPY
+ */
 uint32_t vu_test_server_reg_read(VUTestServer *s, unsigned offset);
 void vu_test_server_buf_read(VUTestServer *s, unsigned offset, void *buf,
                              size_t len);
