@@ -16,6 +16,8 @@
 #   demo=nvme      write SIZE MiB of random data to /dev/nvme0n1 with
 #                  O_DIRECT, read it back, compare checksums
 #   demo=gpio      find the PCI-IDIO-16 gpio chip, toggle its outputs
+#   demo=gpio-loop set the chip's 16 outputs to a new pattern, read them
+#                  back 0.5 s later, LOOPS times (for the migration test)
 #   demo=nvme-loop write/read/compare in a loop until an I/O error
 #                  (for the server-killed test), at most LOOPS rounds
 #   demo=load      run bench/guest/vfio-user-load.c on /dev/nvme0n1: the
@@ -196,6 +198,39 @@ rate() {   # T0 T1 -> "X.Y MB/s" for $size MiB
         printf "%.1fMB/s", m * 1.048576 / t }'
 }
 
+# gpio_find_chip: wait for the pci-idio-16 driver to bind, and set chip,
+# base and ngpio to its gpio chip; on failure, say why as the result.
+gpio_find_chip() {
+    local c dev
+    if ! wait_for /sys/bus/pci/drivers/pci-idio-16 10 ||
+       ! wait_for "$(ls -d /sys/bus/pci/drivers/pci-idio-16/0000:* 2>/dev/null | head -n 1)" 20; then
+        pci_devs | sed 's/^/GUEST pci: /'
+        result "$demo FAIL (pci-idio-16 driver not bound)"
+        return 1
+    fi
+    dev=$(ls -d /sys/bus/pci/drivers/pci-idio-16/0000:* | head -n 1)
+    g "pci-idio-16 driver bound to ${dev##*/}"
+    chip= base= ngpio=
+    for c in /sys/class/gpio/gpiochip*; do
+        case "$(readlink -f $c)" in
+            *"${dev##*/}"*) chip=$c base=$(cat $c/base) ngpio=$(cat $c/ngpio);;
+        esac
+    done
+    if [ -z "$chip" ]; then
+        result "$demo FAIL (driver bound, no gpio chip)"
+        return 1
+    fi
+    g "gpio chip ${chip##*/}: label $(cat $chip/label), base $base, $ngpio lines"
+}
+
+# gpio_export_line N: export line N; prints its name under /sys/class/gpio
+# (the driver's line name, OUT0..., where it names them, else gpioN).
+gpio_export_line() {
+    ls /sys/class/gpio > /tmp/before
+    echo $1 > /sys/class/gpio/export || return 1
+    ls /sys/class/gpio | grep -vxF -f /tmp/before | head -n 1
+}
+
 kver=$(uname -r)
 g "kernel $kver up in $(now) s; loading drivers (insmod waits for the device probe)"
 # insmod, unlike kmod's modprobe, does not read MODULE.PARAM=VALUE from
@@ -322,47 +357,61 @@ nvme-loop)
     fi
     ;;
 gpio)
-    if wait_for /sys/bus/pci/drivers/pci-idio-16 10 &&
-       wait_for "$(ls -d /sys/bus/pci/drivers/pci-idio-16/0000:* 2>/dev/null | head -n 1)" 20; then
-        dev=$(ls -d /sys/bus/pci/drivers/pci-idio-16/0000:* | head -n 1)
-        g "pci-idio-16 driver bound to ${dev##*/}"
-        chip= base= ngpio=
-        for c in /sys/class/gpio/gpiochip*; do
-            case "$(readlink -f $c)" in
-                *"${dev##*/}"*) chip=$c base=$(cat $c/base) ngpio=$(cat $c/ngpio);;
-            esac
-        done
-        if [ -n "$chip" ]; then
-            g "gpio chip ${chip##*/}: label $(cat $chip/label), base $base, $ngpio lines"
-            # Exported lines appear under their line names (OUT0...) when
-            # the driver names them, else as gpioN: take what is new.
-            export_line() {
-                ls /sys/class/gpio > /tmp/before
-                echo $1 > /sys/class/gpio/export || return 1
-                ls /sys/class/gpio | grep -vxF -f /tmp/before | head -n 1
-            }
-            n=0 names=
-            for l in 0 1 2 3 8 9; do
-                e=$(export_line $((base + l))) || { g "export of line $l failed"; continue; }
-                names="$names $e"
-                echo out > /sys/class/gpio/$e/direction 2>/dev/null || true
-                for v in 1 0 1; do
-                    echo $v > /sys/class/gpio/$e/value && n=$((n + 1))
-                done
+    if gpio_find_chip; then
+        n=0 names=
+        for l in 0 1 2 3 8 9; do
+            e=$(gpio_export_line $((base + l))) || { g "export of line $l failed"; continue; }
+            names="$names $e"
+            echo out > /sys/class/gpio/$e/direction 2>/dev/null || true
+            for v in 1 0 1; do
+                echo $v > /sys/class/gpio/$e/value && n=$((n + 1))
             done
-            e=$(export_line $((base + 16)))
-            g "set output lines$names: $n writes; input $e reads $(cat /sys/class/gpio/$e/value 2>/dev/null)"
-            if [ $n -gt 0 ]; then
-                result "gpio PASS chip=${chip##*/} lines=$ngpio output-writes=$n"
-            else
-                result "gpio FAIL (chip ${chip##*/} found, outputs not writable)"
-            fi
+        done
+        e=$(gpio_export_line $((base + 16)))
+        g "set output lines$names: $n writes; input $e reads $(cat /sys/class/gpio/$e/value 2>/dev/null)"
+        if [ $n -gt 0 ]; then
+            result "gpio PASS chip=${chip##*/} lines=$ngpio output-writes=$n"
         else
-            result "gpio FAIL (driver bound, no gpio chip)"
+            result "gpio FAIL (chip ${chip##*/} found, outputs not writable)"
         fi
-    else
-        pci_devs | sed 's/^/GUEST pci: /'
-        result "gpio FAIL (pci-idio-16 driver not bound)"
+    fi
+    ;;
+gpio-loop)
+    # Round i sets the 16 output lines to a pattern, waits 0.5 s, and
+    # reads them back from the device (the driver reads the output
+    # registers): a VM migrated in between must find the pins it set.
+    if gpio_find_chip; then
+        lines=
+        for l in $(seq 0 15); do
+            e=$(gpio_export_line $((base + l))) || { g "export of line $l failed"; break; }
+            echo out > /sys/class/gpio/$e/direction || break
+            lines="$lines $e"
+        done
+        set -- $lines
+        if [ $# = 16 ]; then
+            i=1 rc=0
+            while [ $i -le $loops ]; do
+                pat=$(( (i * 40503) & 65535 )) b=0
+                for e in $lines; do
+                    echo $(( (pat >> b) & 1 )) > /sys/class/gpio/$e/value; b=$((b + 1))
+                done
+                sleep 0.5
+                got=0 b=0
+                for e in $lines; do
+                    got=$(( got | ($(cat /sys/class/gpio/$e/value) << b) )); b=$((b + 1))
+                done
+                if [ $got != $pat ]; then
+                    g "GPIO-LOOP $i MISMATCH: set $pat, read $got at $(now) s"
+                    rc=1; break
+                fi
+                g "GPIO-LOOP $i ok at $(now) s"
+                i=$((i + 1))
+            done
+            [ $rc = 0 ] && result "gpio-loop PASS $loops rounds" ||
+                result "gpio-loop MISMATCH in round $i"
+        else
+            result "gpio-loop FAIL (exported $# of 16 output lines)"
+        fi
     fi
     ;;
 load)

@@ -14,6 +14,10 @@
 #                  binds, the gpio chip appears, and the server's log shows
 #                  exactly one 1-byte REGION_WRITE to an output register
 #                  per output write of the guest
+#   gpio-migrate   the guest sets and reads back the gpio outputs in a loop
+#                  while its VM migrates to a second QEMU with its own gpio
+#                  server: the migration completes and the loop goes on on
+#                  the destination, reading back the pins it set
 #   server-killed  the server is killed while the guest does I/O: the guest
 #                  sees I/O errors, the client QEMU stays up (QMP answers)
 #                  and reports the loss (the "connection to the server
@@ -123,6 +127,40 @@ EOF
 
 have_server() { [ -x "$SERVER_QEMU" ]; }
 
+# qmp_migrate SRC_QMP DST_QMP URI: migrate-incoming on the destination,
+# migrate on the source, wait (up to 120 s) for the end; prints the
+# source's final "status total-time-ms downtime-ms".
+qmp_migrate() {
+    /usr/bin/python3 - "$1" "$2" "$3" <<'EOF'
+import json, socket, sys, time
+def cmd(f, name, **args):
+    f.write(json.dumps({"execute": name, "arguments": args}) + "\n"); f.flush()
+    while True:
+        r = json.loads(f.readline())
+        if "return" in r:
+            return r["return"]
+        if "error" in r:
+            sys.exit("%s: %s" % (name, r["error"]["desc"]))
+def connect(path):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
+    s.connect(path)
+    f = s.makefile("rw")
+    json.loads(f.readline())
+    cmd(f, "qmp_capabilities")
+    return f
+src, dst = connect(sys.argv[1]), connect(sys.argv[2])
+cmd(dst, "migrate-incoming", uri=sys.argv[3])
+cmd(src, "migrate", uri=sys.argv[3])
+for _ in range(1200):
+    r = cmd(src, "query-migrate")
+    if r.get("status") in ("completed", "failed", "cancelled"):
+        break
+    time.sleep(0.1)
+print(r.get("status"), r.get("total-time", -1), r.get("downtime", -1))
+EOF
+}
+
 test_nvme() {   # NAME SECURE [VIOMMU]
     local name=$1 secure=$2 viommu=${3:-0} p=$LOGDIR/$1 t0=$SECONDS res disk gmd5 dmd5
     local rd wr ref maps mapsfd posted detail pmaps unmaps punmaps
@@ -212,6 +250,67 @@ test_gpio() {
             fi;;
         *) report FAIL $name $((SECONDS - t0)) "${res:-no result} ($p.console)";;
     esac
+}
+
+# test_gpio_migrate: the guest sets the gpio chip's 16 outputs to a new
+# pattern every round and reads them back 0.5 s later (demo=gpio-loop);
+# meanwhile its VM migrates to a second QEMU with a gpio server of its
+# own (secure-dma=on: the client tracks the device's DMA, of which there
+# is none).  PASS needs the migration to complete, the guest's loop to go
+# on on the destination for 3 rounds with the pins it set read back from
+# the destination's server (the first of them set before the migration),
+# and each server to have seen its side of the migration.
+test_gpio_migrate() {
+    local name=gpio-migrate p=$LOGDIR/gpio-migrate t0=$SECONDS
+    local a dargs=() dst rounds mig st total down after
+    [ -x "$SAMPLES/gpio-pci-idio-16" ] ||
+        { report SKIP $name 0 "no $SAMPLES/gpio-pci-idio-16 (make libvfio-user)"; return; }
+    rm -f "$p.mig" "$p.dst.console" "$p.dst.qmp"
+    start_gpio_server "$p.sock" "$p.server.log" -v &&
+        start_gpio_server "$p.dst.sock" "$p.dst.server.log" -v ||
+        { report FAIL $name $((SECONDS - t0)) "a server did not start"; lib_cleanup; return; }
+    guest_args "$p.sock" on 0 "demo=gpio-loop loops=100000"
+    for a in "${GUEST_ARGS[@]}"; do
+        case $a in
+            vfio-user-pci,*) dargs+=("${a/$p.sock/$p.dst.sock}");;
+            *) dargs+=("$a");;
+        esac
+    done
+    start_client "$p"
+    if ! wait_console "$p.console" 'GPIO-LOOP 3 ok' 120 "$CLIENT_PID"; then
+        report FAIL $name $((SECONDS - t0)) "$(guest_result "$p.console"); the loop never ran ($p.console)"
+        lib_cleanup; return
+    fi
+    "$QEMU" "${dargs[@]}" -serial "file:$p.dst.console" \
+        -qmp "unix:$p.dst.qmp,server=on,wait=off" -incoming defer \
+        >"$p.dst.client.log" 2>&1 &
+    dst=$!
+    OUR_PIDS+=("$dst")
+    wait_socket "$p.dst.qmp" "$dst" 20 ||
+        { report FAIL $name $((SECONDS - t0)) "destination did not start ($p.dst.client.log)"; lib_cleanup; return; }
+    rounds=$(grep -c 'GPIO-LOOP .* ok' "$p.console")
+    mig=$(qmp_migrate "$p.qmp" "$p.dst.qmp" "unix:$p.mig" 2>&1)
+    read -r st total down <<<"$mig"
+    if [ "$st" != completed ]; then
+        report FAIL $name $((SECONDS - t0)) "migration: $mig ($p.client.log, $p.dst.client.log)"
+        lib_cleanup; return
+    fi
+    kill "$CLIENT_PID"
+    if ! wait_console "$p.dst.console" "GPIO-LOOP $((rounds + 3)) ok|GUEST-RESULT" 60 "$dst" ||
+       grep -q 'GUEST-RESULT' "$p.dst.console"; then
+        report FAIL $name $((SECONDS - t0)) "after the migration: $(grep -h 'MISMATCH\|GUEST-RESULT' "$p.dst.console" | head -n 2) ($p.dst.console)"
+        lib_cleanup; return
+    fi
+    lib_cleanup
+    after=$(grep -c 'GPIO-LOOP .* ok' "$p.dst.console")
+    # Each server saw its side (the library logs the device's transitions)
+    if ! grep -q 'transition to state' "$p.server.log" ||
+       ! grep -q 'transition to state' "$p.dst.server.log"; then
+        report FAIL $name $((SECONDS - t0)) "a server saw no migration ($p.server.log, $p.dst.server.log)"
+        return
+    fi
+    report PASS $name $((SECONDS - t0)) "migrated after round $rounds in ${total} ms (downtime ${down} ms); the guest went on for $after rounds on the destination, reading back the pins it set"
+    rm -f "$p.mig"
 }
 
 test_server_killed() {   # NAME SECURE
@@ -434,6 +533,7 @@ for t in "${tests[@]}"; do
         nvme-fd) test_nvme nvme-fd off;;
         nvme-secure) test_nvme nvme-secure on;;
         gpio) test_gpio;;
+        gpio-migrate) test_gpio_migrate;;
         server-killed) test_server_killed server-killed off;;
         server-killed-secure) test_server_killed server-killed-secure on;;
         nvme-viommu) test_nvme nvme-viommu on 1;;

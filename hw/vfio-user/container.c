@@ -358,6 +358,12 @@ static int vfio_user_query_dirty_bitmap(const VFIOContainerBase *bcontainer,
                                         VFIOBitmap *vbmap, hwaddr iova,
                                         hwaddr size, Error **errp)
 {
+    VFIOUserContainer *container = user_container(bcontainer);
+    VFIOUserDMAStats stats;
+
+    vfio_user_dma_get_stats(container->dma, &stats);
+    trace_vfio_user_dirty_bitmap(vfio_user_name(container->proxy), iova, size,
+                                 stats.dirty_pages);
     return 0;
 }
 

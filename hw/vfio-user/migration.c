@@ -270,8 +270,10 @@ static int feature_logging_report(VFIODevice *vbasedev, uint32_t flags,
         return -EINVAL;
     }
     pages = rep->length / rep->page_size;
-    part_pages = ((xfer_limit(vbasedev) - sizeof(VFIOUserDMALoggingReport)) /
-                  sizeof(uint64_t)) * 64;
+    part_pages = xfer_limit(vbasedev) > sizeof(VFIOUserDMALoggingReport) ?
+                 (xfer_limit(vbasedev) - sizeof(VFIOUserDMALoggingReport)) /
+                 sizeof(uint64_t) * 64 : 0;
+    part_pages = MAX(part_pages, 64);
     while (done < pages) {
         uint64_t n = MIN(pages - done, part_pages);
         int ret = logging_report_part(vbasedev, flags,

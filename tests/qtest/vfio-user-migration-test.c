@@ -41,6 +41,8 @@ typedef enum HookAction {
     HOOK_REFUSE_DATA_WRITE,     /* error reply to MIG_DATA_WRITE */
     HOOK_LONG_DATA_READ,        /* a MIG_DATA_READ reply longer than asked */
     HOOK_WRONG_STATE,           /* a state change answered with another */
+    HOOK_SHORT_FLAGS,           /* migration flags in 4 bytes, not 8 */
+    HOOK_BAD_REPORT,            /* a DMA log report for another range */
 } HookAction;
 
 typedef struct Hook {
@@ -156,6 +158,45 @@ static VUTestHookAction mig_hook(VUTestServer *s, const VUTestMsg *msg,
             qatomic_inc(&h->hits);
             memcpy(p, &r, sizeof(r));
             put_reply(reply, msg, p, sizeof(r) + n);
+            return VU_TEST_HOOK_REPLACE;
+        }
+        break;
+    case HOOK_SHORT_FLAGS:
+        if (msg->hdr.command == VFIO_USER_DEVICE_FEATURE &&
+            msg->payload_size >= sizeof(VFIOUserDeviceFeature) &&
+            ((const VFIOUserDeviceFeature *)msg->payload)->flags ==
+            (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION)) {
+            uint8_t p[sizeof(VFIOUserDeviceFeature) + 4] = { };
+
+            qatomic_inc(&h->hits);
+            memcpy(p, msg->payload, sizeof(VFIOUserDeviceFeature));
+            p[sizeof(VFIOUserDeviceFeature)] = VFIO_MIGRATION_STOP_COPY;
+            put_reply(reply, msg, p, sizeof(p));
+            return VU_TEST_HOOK_REPLACE;
+        }
+        break;
+    case HOOK_BAD_REPORT:
+        if (msg->hdr.command == VFIO_USER_DEVICE_FEATURE &&
+            msg->payload_size == sizeof(VFIOUserDeviceFeature) +
+                                 sizeof(VFIOUserDMALoggingReport) &&
+            ((const VFIOUserDeviceFeature *)msg->payload)->flags ==
+            (VFIO_DEVICE_FEATURE_GET |
+             VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT)) {
+            const VFIOUserDeviceFeature *f = (const void *)msg->payload;
+            VFIOUserDMALoggingReport rep;
+            size_t bitmap, len;
+            g_autofree uint8_t *p = NULL;
+
+            memcpy(&rep, f->data, sizeof(rep));
+            bitmap = DIV_ROUND_UP(rep.length / rep.page_size, 64) * 8;
+            len = sizeof(*f) + sizeof(rep) + bitmap;
+            p = g_malloc0(len);
+            qatomic_inc(&h->hits);
+            memcpy(p, f, sizeof(*f));
+            rep.iova += rep.page_size;
+            memcpy(p + sizeof(*f), &rep, sizeof(rep));
+            memset(p + sizeof(*f) + sizeof(rep), 0xff, bitmap);
+            put_reply(reply, msg, p, len);
             return VU_TEST_HOOK_REPLACE;
         }
         break;
@@ -463,6 +504,9 @@ static void test_precopy_dma_logging(void)
     fill_device(&c.src, 5);
     migrate_with_dma_in_precopy(&c);
     vu_test_server_get_stats(c.src.srv, &src);
+    g_test_message("the server logged %" PRIu64 " dirty pages and reported "
+                   "%" PRIu64, src.dirty_pages_logged,
+                   src.dirty_pages_reported);
     g_assert_cmpuint(src.dma_bytes_mmap, >=, DIRTY_PAGES * PAGE);
     g_assert_cmpuint(src.dirty_pages_reported, >=, DIRTY_PAGES);
     assert_device_works(&c.dst);
@@ -537,6 +581,40 @@ static void test_wrong_state_answer(void)
     MigSetup su = { .dev_extra = ",secure-dma=on" };
 
     c.src_hook = (Hook) { HOOK_WRONG_STATE, VFIO_DEVICE_STATE_STOP_COPY };
+    mig_start(&c, &su);
+    migrate(&c);
+    assert_source_survived(&c, "failed");
+    g_assert_cmpint(qatomic_read(&c.src_hook.hits), >=, 1);
+    mig_stop(&c);
+}
+
+/* Migration flags too short: the server cannot migrate, QEMU goes on */
+static void test_short_flags(void)
+{
+    MigCtx c = { };
+    MigSetup su = { .dev_extra = ",secure-dma=on" };
+    QDict *rsp;
+
+    c.src_hook = (Hook) { HOOK_SHORT_FLAGS };
+    mig_start(&c, &su);
+    g_assert_cmpint(qatomic_read(&c.src_hook.hits), >=, 1);
+    rsp = qtest_qmp(c.src.qts, "{'execute': 'migrate',"
+                    " 'arguments': {'uri': %s}}", c.uri);
+    g_assert(qdict_haskey(rsp, "error"));
+    g_assert(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"),
+                    "the server cannot migrate the device"));
+    qobject_unref(rsp);
+    assert_device_works(&c.src);
+    mig_stop(&c);
+}
+
+/* A DMA log report for a range not asked about fails the migration */
+static void test_bad_report(void)
+{
+    MigCtx c = { };
+    MigSetup su = { .dma_logging = true, .memfd = true };
+
+    c.src_hook = (Hook) { HOOK_BAD_REPORT };
     mig_start(&c, &su);
     migrate(&c);
     assert_source_survived(&c, "failed");
@@ -660,6 +738,8 @@ int main(int argc, char **argv)
                    test_refused_transition);
     qtest_add_func("/vfio-user-pci/migration/wrong-state-answer",
                    test_wrong_state_answer);
+    qtest_add_func("/vfio-user-pci/migration/short-flags", test_short_flags);
+    qtest_add_func("/vfio-user-pci/migration/bad-report", test_bad_report);
     qtest_add_func("/vfio-user-pci/migration/long-data-read",
                    test_long_data_read);
     qtest_add_func("/vfio-user-pci/migration/server-dies-in-stop-copy",
