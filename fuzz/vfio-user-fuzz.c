@@ -641,6 +641,90 @@ static bool client_vet(const uint64_t *sizes)
 /* Give up on a conversation after this many timeouts: it only gets slower. */
 #define MAX_TIMEOUTS    2
 
+/* One VFIO_DEVICE_FEATURE of @data_len bytes of data, as hw/vfio sends it */
+static int client_feature(uint32_t flags, const void *data, size_t data_len)
+{
+    uint64_t buf[DIV_ROUND_UP(sizeof(struct vfio_device_feature) + 64,
+                              sizeof(uint64_t))] = { };
+    struct vfio_device_feature *f = (struct vfio_device_feature *)buf;
+
+    assert(data_len <= 64);
+    f->argsz = sizeof(*f) + data_len;
+    f->flags = flags;
+    if (data_len) {
+        memcpy(f->data, data, data_len);
+    }
+    return vfio_user_device_io_ops.device_feature(&vbasedev, f);
+}
+
+/*
+ * What hw/vfio's migration asks of a device: its flags, the state
+ * changes of a save with its data, the stop-copy size, DMA logging with
+ * a report of 200 pages (4 bitmap words, the last one partial), and the
+ * data of a load.
+ */
+static void client_migrate(uint8_t *buf, size_t len, int *timeouts)
+{
+    static const struct vfio_device_feature_dma_logging_range ranges[2] = {
+        { .iova = 0, .length = 0xa0000 },
+        { .iova = 0x100000, .length = 0x7f00000 },
+    };
+    struct vfio_device_feature_dma_logging_control ctl = {
+        .page_size = 4096, .num_ranges = 2, .ranges = (uintptr_t)ranges,
+    };
+    uint64_t bitmap[4];
+    struct vfio_device_feature_dma_logging_report rep = {
+        .iova = 0x100000, .length = 200 * 4096, .page_size = 4096,
+        .bitmap = (uintptr_t)bitmap,
+    };
+    struct vfio_device_feature_mig_state st = { .data_fd = -1 };
+    static const uint32_t states[] = {
+        VFIO_DEVICE_STATE_PRE_COPY, VFIO_DEVICE_STATE_STOP_COPY,
+        VFIO_DEVICE_STATE_STOP, VFIO_DEVICE_STATE_RESUMING,
+    };
+    uint64_t size = 0;
+
+#define MOP(x) \
+    do { \
+        if ((x) == -ETIMEDOUT && ++*timeouts >= MAX_TIMEOUTS) { \
+            return; \
+        } \
+    } while (0)
+
+    MOP(client_feature(VFIO_DEVICE_FEATURE_GET |
+                       VFIO_DEVICE_FEATURE_MIGRATION, NULL, 0));
+    MOP(client_feature(VFIO_DEVICE_FEATURE_PROBE |
+                       VFIO_DEVICE_FEATURE_DMA_LOGGING_START, NULL, 0));
+    MOP(client_feature(VFIO_DEVICE_FEATURE_SET |
+                       VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
+                       &ctl, sizeof(ctl)));
+    MOP(client_feature(VFIO_DEVICE_FEATURE_GET |
+                       VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
+                       &rep, sizeof(rep)));
+    MOP(client_feature(VFIO_DEVICE_FEATURE_GET |
+                       VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, &size,
+                       sizeof(size)));
+    for (size_t i = 0; i < ARRAY_SIZE(states); i++) {
+        st.device_state = states[i];
+        MOP(client_feature(VFIO_DEVICE_FEATURE_SET |
+                           VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+                           &st, sizeof(st)));
+        assert(st.data_fd == -1);
+        if (states[i] == VFIO_DEVICE_STATE_RESUMING) {
+            MOP(vfio_user_device_io_ops.mig_data_write(&vbasedev, buf, len));
+        } else if (states[i] != VFIO_DEVICE_STATE_STOP) {
+            ssize_t n = vfio_user_device_io_ops.mig_data_read(&vbasedev, buf,
+                                                              len);
+
+            assert(n <= (ssize_t)len);
+            MOP(n);
+        }
+    }
+    MOP(client_feature(VFIO_DEVICE_FEATURE_SET |
+                       VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, NULL, 0));
+#undef MOP
+}
+
 static void client_drive(VFIOUserProxy *proxy, VFIOUserDMATable *table)
 {
     struct vfio_device_info info = { .argsz = sizeof(info) };
@@ -708,6 +792,7 @@ static void client_drive(VFIOUserProxy *proxy, VFIOUserDMATable *table)
                                                 PCI_ROM_ADDRESS, 4, big,
                                                 false));
     }
+    client_migrate(big, sizeof(big), &timeouts);
 out:
     /* Unmap while the server may still be DMAing into it. */
     g_array_unref(vfio_user_dma_table_remove(table, 0x10000, 0x1000));

@@ -17,7 +17,7 @@
 #                  O_DIRECT, read it back, compare checksums
 #   demo=gpio      find the PCI-IDIO-16 gpio chip, toggle its outputs
 #   demo=gpio-loop set the chip's 16 outputs to a new pattern, read them
-#                  back 0.5 s later, LOOPS times (for the migration test)
+#                  back HOLD s later, LOOPS times (for the migration test)
 #   demo=nvme-loop write/read/compare in a loop until an I/O error
 #                  (for the server-killed test), at most LOOPS rounds
 #   demo=load      run bench/guest/vfio-user-load.c on /dev/nvme0n1: the
@@ -27,7 +27,7 @@
 #                  SIZE MiB; one "vfio-user-load: name=..." line per job
 #   demo=shell     just a shell
 #   size=MiB (default 16)  loops=N (default 200)  shell=1 (shell after the
-#   workload instead of powering off)
+#   workload instead of powering off)  hold=SECONDS (default 0.5)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -181,10 +181,10 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp
 echo 1 > /proc/sys/kernel/printk_ratelimit 2>/dev/null
 
-demo=shell size=16 loops=200 shell=0 load= runtime=5
+demo=shell size=16 loops=200 shell=0 load= runtime=5 hold=0.5
 for a in $(cat /proc/cmdline); do
     case "$a" in
-        demo=*|size=*|loops=*|shell=*|load=*|runtime=*) eval "${a%%=*}='${a#*=}'";;
+        demo=*|size=*|loops=*|shell=*|load=*|runtime=*|hold=*) eval "${a%%=*}='${a#*=}'";;
     esac
 done
 
@@ -377,7 +377,7 @@ gpio)
     fi
     ;;
 gpio-loop)
-    # Round i sets the 16 output lines to a pattern, waits 0.5 s, and
+    # Round i sets the 16 output lines to a pattern, waits $hold s, and
     # reads them back from the device (the driver reads the output
     # registers): a VM migrated in between must find the pins it set.
     if gpio_find_chip; then
@@ -395,7 +395,8 @@ gpio-loop)
                 for e in $lines; do
                     echo $(( (pat >> b) & 1 )) > /sys/class/gpio/$e/value; b=$((b + 1))
                 done
-                sleep 0.5
+                g "GPIO-LOOP $i set at $(now) s"
+                sleep $hold
                 got=0 b=0
                 for e in $lines; do
                     got=$(( got | ($(cat /sys/class/gpio/$e/value) << b) )); b=$((b + 1))

@@ -103,7 +103,7 @@ build() {
     local obj=$out/obj-$name
 
     mkdir -p "$obj"
-    for src in proxy poll-window version device dma pci-vet; do
+    for src in proxy poll-window version device dma pci-vet migration; do
         o=$obj/$src.o
         "$CLANG" $ccflags -iquote "$top" "${qflags[@]}" \
             -c "$top/hw/vfio-user/$src.c" -o "$o" ||

@@ -253,23 +253,25 @@ test_gpio() {
 }
 
 # test_gpio_migrate: the guest sets the gpio chip's 16 outputs to a new
-# pattern every round and reads them back 0.5 s later (demo=gpio-loop);
-# meanwhile its VM migrates to a second QEMU with a gpio server of its
-# own (secure-dma=on: the client tracks the device's DMA, of which there
-# is none).  PASS needs the migration to complete, the guest's loop to go
-# on on the destination for 3 rounds with the pins it set read back from
-# the destination's server (the first of them set before the migration),
-# and each server to have seen its side of the migration.
+# pattern every round and reads them back HOLD (5) s later (demo=
+# gpio-loop).  Right after it has set them in round 2, its VM migrates to
+# a second QEMU with a gpio server of its own (secure-dma=on: the client
+# tracks the device's DMA, of which there is none).  PASS needs the
+# migration to complete inside that round, the round to read back on the
+# destination the pins set on the source (its "set" line is on the
+# source's console, its "ok" line on the destination's), the loop to go
+# on there for 2 more rounds, and each server to have seen its side.
+GPIO_HOLD=${GPIO_HOLD:-5}
 test_gpio_migrate() {
     local name=gpio-migrate p=$LOGDIR/gpio-migrate t0=$SECONDS
-    local a dargs=() dst rounds mig st total down after
+    local a dargs=() dst mig st total down i after
     [ -x "$SAMPLES/gpio-pci-idio-16" ] ||
         { report SKIP $name 0 "no $SAMPLES/gpio-pci-idio-16 (make libvfio-user)"; return; }
     rm -f "$p.mig" "$p.dst.console" "$p.dst.qmp"
     start_gpio_server "$p.sock" "$p.server.log" -v &&
         start_gpio_server "$p.dst.sock" "$p.dst.server.log" -v ||
         { report FAIL $name $((SECONDS - t0)) "a server did not start"; lib_cleanup; return; }
-    guest_args "$p.sock" on 0 "demo=gpio-loop loops=100000"
+    guest_args "$p.sock" on 0 "demo=gpio-loop loops=100000 hold=$GPIO_HOLD"
     for a in "${GUEST_ARGS[@]}"; do
         case $a in
             vfio-user-pci,*) dargs+=("${a/$p.sock/$p.dst.sock}");;
@@ -277,18 +279,15 @@ test_gpio_migrate() {
         esac
     done
     start_client "$p"
-    if ! wait_console "$p.console" 'GPIO-LOOP 3 ok' 120 "$CLIENT_PID"; then
-        report FAIL $name $((SECONDS - t0)) "$(guest_result "$p.console"); the loop never ran ($p.console)"
-        lib_cleanup; return
-    fi
     "$QEMU" "${dargs[@]}" -serial "file:$p.dst.console" \
         -qmp "unix:$p.dst.qmp,server=on,wait=off" -incoming defer \
         >"$p.dst.client.log" 2>&1 &
     dst=$!
     OUR_PIDS+=("$dst")
-    wait_socket "$p.dst.qmp" "$dst" 20 ||
-        { report FAIL $name $((SECONDS - t0)) "destination did not start ($p.dst.client.log)"; lib_cleanup; return; }
-    rounds=$(grep -c 'GPIO-LOOP .* ok' "$p.console")
+    if ! wait_console "$p.console" 'GPIO-LOOP 2 set' 120 "$CLIENT_PID"; then
+        report FAIL $name $((SECONDS - t0)) "$(guest_result "$p.console"); the loop never ran ($p.console)"
+        lib_cleanup; return
+    fi
     mig=$(qmp_migrate "$p.qmp" "$p.dst.qmp" "unix:$p.mig" 2>&1)
     read -r st total down <<<"$mig"
     if [ "$st" != completed ]; then
@@ -296,20 +295,29 @@ test_gpio_migrate() {
         lib_cleanup; return
     fi
     kill "$CLIENT_PID"
-    if ! wait_console "$p.dst.console" "GPIO-LOOP $((rounds + 3)) ok|GUEST-RESULT" 60 "$dst" ||
-       grep -q 'GUEST-RESULT' "$p.dst.console"; then
-        report FAIL $name $((SECONDS - t0)) "after the migration: $(grep -h 'MISMATCH\|GUEST-RESULT' "$p.dst.console" | head -n 2) ($p.dst.console)"
-        lib_cleanup; return
-    fi
+    for i in $(seq 1 $((GPIO_HOLD * 30))); do
+        [ "$(grep -c 'GPIO-LOOP .* ok' "$p.dst.console")" -lt 3 ] || break
+        grep -q 'GUEST-RESULT' "$p.dst.console" && break
+        kill -0 "$dst" 2>/dev/null || break
+        sleep 0.2
+    done
     lib_cleanup
     after=$(grep -c 'GPIO-LOOP .* ok' "$p.dst.console")
+    if [ "$after" -lt 3 ] || grep -q 'GUEST-RESULT' "$p.dst.console"; then
+        report FAIL $name $((SECONDS - t0)) "after the migration: $after rounds; $(grep -h 'MISMATCH\|GUEST-RESULT' "$p.dst.console" | head -n 2) ($p.dst.console)"
+        return
+    fi
+    if grep -q 'GPIO-LOOP 2 ok' "$p.console" || ! grep -q 'GPIO-LOOP 2 ok' "$p.dst.console"; then
+        report FAIL $name $((SECONDS - t0)) "the migration ($total ms) did not fall inside round 2 ($p.console, $p.dst.console)"
+        return
+    fi
     # Each server saw its side (the library logs the device's transitions)
     if ! grep -q 'transition to state' "$p.server.log" ||
        ! grep -q 'transition to state' "$p.dst.server.log"; then
         report FAIL $name $((SECONDS - t0)) "a server saw no migration ($p.server.log, $p.dst.server.log)"
         return
     fi
-    report PASS $name $((SECONDS - t0)) "migrated after round $rounds in ${total} ms (downtime ${down} ms); the guest went on for $after rounds on the destination, reading back the pins it set"
+    report PASS $name $((SECONDS - t0)) "migrated in ${total} ms (downtime ${down} ms) while the guest held its pins in round 2: the destination read back the pins set on the source, and the loop went on for $((after - 1)) more rounds there"
     rm -f "$p.mig"
 }
 
@@ -524,8 +532,9 @@ test_reconnect() {   # NAME SECURE KILLS
 
 tests=("$@")
 # irq-msix-x10 and irq-intx-x10 take about 3 minutes each.
-# nvme-reconnect and nvme-reconnect-secure take about 80 s each.
-[ ${#tests[@]} -gt 0 ] || tests=(nvme-fd nvme-secure gpio server-killed server-killed-secure
+# nvme-reconnect and nvme-reconnect-secure take about 80 s each,
+# gpio-migrate about 30 s.
+[ ${#tests[@]} -gt 0 ] || tests=(nvme-fd nvme-secure gpio gpio-migrate server-killed server-killed-secure
                                  nvme-viommu nvme-viommu-fd irq-msix-x10 irq-intx-x10
                                  nvme-reconnect nvme-reconnect-secure)
 for t in "${tests[@]}"; do

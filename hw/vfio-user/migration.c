@@ -134,9 +134,9 @@ static int feature_mig_state(VFIODevice *vbasedev, uint32_t flags,
          msg.device_state == VFIO_DEVICE_STATE_ERROR)) {
         return -EINVAL;
     }
+    /* A probe's reply echoes the request, data included */
     len = feature_request(vbasedev, flags, set ? &msg : NULL,
-                          set ? sizeof(msg) : 0, &r,
-                          flags & VFIO_DEVICE_FEATURE_PROBE ? 0 : sizeof(r));
+                          set ? sizeof(msg) : 0, &r, sizeof(r));
     if (len < 0 || (flags & VFIO_DEVICE_FEATURE_PROBE)) {
         goto out;
     }
@@ -155,19 +155,26 @@ static int feature_mig_state(VFIODevice *vbasedev, uint32_t flags,
 
 out:
     /*
-     * RUNNING and STOP are where hw/vfio recovers to; a server that cannot
-     * reach them leaves the device in a state nobody knows, and hw/vfio
-     * would reset it, and abort QEMU if that failed too.  Drop the server
-     * instead: the device fails (a reconnect brings a fresh one), and the
-     * reset of a device without a server succeeds (device.c).
+     * RUNNING and STOP are where hw/vfio recovers to.  A server that
+     * cannot reach them leaves the device in a state nobody knows: hw/vfio
+     * would reset it, abort QEMU if that failed too, and at exit report
+     * the error through a migration state that is gone.  Drop the server
+     * instead: a device without one neither runs nor changes, so both
+     * states are true of it, and the server a reconnect finds starts
+     * RUNNING.
      */
     if (len < 0 && set && !(flags & VFIO_DEVICE_FEATURE_PROBE) &&
         (msg.device_state == VFIO_DEVICE_STATE_RUNNING ||
          msg.device_state == VFIO_DEVICE_STATE_STOP)) {
-        vfio_user_kill(proxy_of(vbasedev), ECONNRESET, "the device could "
-                       "not be set %s: %s",
-                       msg.device_state == VFIO_DEVICE_STATE_RUNNING ?
-                       "running" : "stopped", strerror(-len));
+        if (!vfio_user_is_dead(proxy_of(vbasedev))) {
+            vfio_user_kill(proxy_of(vbasedev), ECONNRESET, "the device could "
+                           "not be set %s: %s",
+                           msg.device_state == VFIO_DEVICE_STATE_RUNNING ?
+                           "running" : "stopped", strerror(-len));
+        }
+        trace_vfio_user_mig_state_moot(vbasedev->name, msg.device_state);
+        state->data_fd = -1;
+        return 0;
     }
     return len < 0 ? len : 0;
 }
@@ -291,9 +298,9 @@ static int feature_logging_report(VFIODevice *vbasedev, uint32_t flags,
 /*
  * How much the device has left to send once stopped.  vfio-user lists
  * no such feature, though a server may know it as the kernel's: ask.
- * A server that cannot tell gets 0, not an error: hw/vfio would count
- * 100 GiB for it, and a migration would never converge.  The device's
- * data is then left out of the downtime estimate.
+ * For a server that cannot tell, count one transfer, not an error:
+ * hw/vfio would count 100 GiB, and a migration would never converge.
+ * (Nor 0: hw/vfio sizes its data buffer by this.)
  */
 static int feature_mig_data_size(VFIODevice *vbasedev, uint32_t flags,
                                  struct vfio_device_feature_mig_data_size *sz)
@@ -309,7 +316,7 @@ static int feature_mig_data_size(VFIODevice *vbasedev, uint32_t flags,
     if (ret >= 0 && ret != sizeof(len)) {
         return bad_reply(vbasedev, "MIG_DATA_SIZE of %zd bytes", ret);
     }
-    sz->stop_copy_length = ret < 0 ? 0 : len;
+    sz->stop_copy_length = ret < 0 ? xfer_limit(vbasedev) : len;
     return 0;
 }
 

@@ -30,11 +30,16 @@
 #define PEER_EXIT_TIMEOUT_MS    10000
 #define DEVFN                   QPCI_DEVFN(4, 0)
 
-/* gpio-pci-idio-16: BAR2, 256 bytes of I/O space */
+/* gpio-pci-idio-16: BAR2, 256 bytes of I/O space, the registers of an IDIO-16 */
 #define GPIO_VENDOR_ID          0x494f
 #define GPIO_DEVICE_ID          0x0dc8
 #define GPIO_BAR                2
 #define GPIO_BAR_SIZE           0x100
+#define GPIO_OUT0_7             0
+#define GPIO_IN0_7              1
+#define GPIO_OUT8_15            4
+#define GPIO_IN8_15             5
+#define GPIO_IRQ_STATUS         6
 
 /* dma-device (tests/vfio-user-dma-device/dma-device.c) */
 #define DMA_VENDOR_ID           0x1234
@@ -246,6 +251,9 @@ static void test_gpio(void)
     uint64_t size;
     uint8_t v[13];
     unsigned i, run = 0, runs = 0;
+    /* As the tarball ships it, the sample counts at 0 and ignores writes */
+    bool pristine = pristine_samples();
+    unsigned in0_7 = pristine ? 0 : GPIO_IN0_7;
 
     if (!p) {
         return;
@@ -260,19 +268,41 @@ static void test_gpio(void)
     g_assert_cmphex(size, ==, GPIO_BAR_SIZE);
 
     /*
-     * Each value comes three reads in a row, then the next one: a read
-     * that did not reach the server (cached, dropped, merged) shows as a
-     * longer run, a duplicated one as a shorter run.
+     * The registers of an ACCES PCI-IDIO-16 (Linux's gpio-pci-idio-16):
+     * inputs 0-7 are the sample's counter.  Each value comes three reads
+     * in a row, then the next one: a read that did not reach the server
+     * (cached, dropped, merged) shows as a longer run, a duplicated one as
+     * a shorter run.
      */
     for (i = 0; i < 7; i++) {
-        v[i] = qpci_io_readb(dev, bar, 0);
+        v[i] = qpci_io_readb(dev, bar, in0_7);
     }
-    /* Writes in between (outputs at 0 and 1) must not disturb the count */
-    qpci_io_writeb(dev, bar, 0, 0xa5);
-    qpci_io_writeb(dev, bar, 1, 0x5a);
-    qpci_io_writew(dev, bar, 0, 0xffff);
+    if (pristine) {
+        /* Writes in between must not disturb the count */
+        qpci_io_writeb(dev, bar, 0, 0xa5);
+        qpci_io_writeb(dev, bar, 1, 0x5a);
+        qpci_io_writew(dev, bar, 0, 0xffff);
+    } else {
+        /*
+         * Nor other accesses: the outputs (0, 4) read back what was
+         * written, and the word write at 0 also writes inputs 0-7, which
+         * the device ignores (Linux writes it to clear an interrupt).
+         * Inputs 8-15 (the counter's next bits) and the interrupt status
+         * read as 0.
+         */
+        qpci_io_writeb(dev, bar, GPIO_OUT0_7, 0xa5);
+        qpci_io_writeb(dev, bar, GPIO_OUT8_15, 0x5a);
+        g_assert_cmphex(qpci_io_readb(dev, bar, GPIO_OUT0_7), ==, 0xa5);
+        g_assert_cmphex(qpci_io_readb(dev, bar, GPIO_OUT8_15), ==, 0x5a);
+        qpci_io_writew(dev, bar, GPIO_OUT0_7, 0xffff);
+        qpci_io_writeb(dev, bar, GPIO_OUT8_15, 0xc3);
+        g_assert_cmphex(qpci_io_readb(dev, bar, GPIO_OUT0_7), ==, 0xff);
+        g_assert_cmphex(qpci_io_readb(dev, bar, GPIO_OUT8_15), ==, 0xc3);
+        g_assert_cmphex(qpci_io_readb(dev, bar, GPIO_IN8_15), ==, 0);
+        g_assert_cmphex(qpci_io_readb(dev, bar, GPIO_IRQ_STATUS), ==, 0);
+    }
     for (; i < ARRAY_SIZE(v); i++) {
-        v[i] = qpci_io_readb(dev, bar, 0);
+        v[i] = qpci_io_readb(dev, bar, in0_7);
     }
     for (i = 1; i < ARRAY_SIZE(v); i++) {
         g_assert_cmpuint((uint8_t)(v[i] - v[i - 1]), <=, 1);

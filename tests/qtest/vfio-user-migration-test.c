@@ -43,6 +43,7 @@ typedef enum HookAction {
     HOOK_WRONG_STATE,           /* a state change answered with another */
     HOOK_SHORT_FLAGS,           /* migration flags in 4 bytes, not 8 */
     HOOK_BAD_REPORT,            /* a DMA log report for another range */
+    HOOK_NO_DATA_SIZE,          /* MIG_DATA_SIZE refused, as most servers do */
 } HookAction;
 
 typedef struct Hook {
@@ -197,6 +198,16 @@ static VUTestHookAction mig_hook(VUTestServer *s, const VUTestMsg *msg,
             memcpy(p + sizeof(*f), &rep, sizeof(rep));
             memset(p + sizeof(*f) + sizeof(rep), 0xff, bitmap);
             put_reply(reply, msg, p, len);
+            return VU_TEST_HOOK_REPLACE;
+        }
+        break;
+    case HOOK_NO_DATA_SIZE:
+        if (msg->hdr.command == VFIO_USER_DEVICE_FEATURE &&
+            msg->payload_size >= sizeof(VFIOUserDeviceFeature) &&
+            ((const VFIOUserDeviceFeature *)msg->payload)->flags ==
+            (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE)) {
+            qatomic_inc(&h->hits);
+            put_error(reply, msg, ENOTSUP);
             return VU_TEST_HOOK_REPLACE;
         }
         break;
@@ -482,6 +493,29 @@ static void test_device_state(void)
     mig_stop(&c);
 }
 
+/*
+ * The stop-copy size is not in the vfio-user spec's list of features,
+ * and most servers refuse it: the migration must converge all the same.
+ */
+static void test_no_data_size(void)
+{
+    MigCtx c = { };
+    MigSetup su = { .precopy = true, .dev_extra = ",secure-dma=on" };
+    g_autofree char *st = NULL;
+
+    c.src_hook = (Hook) { HOOK_NO_DATA_SIZE };
+    mig_start(&c, &su);
+    fill_device(&c.src, 8);
+    migrate(&c);
+    st = wait_migration_end(c.src.qts);
+    g_assert_cmpstr(st, ==, "completed");
+    g_assert_cmpint(qatomic_read(&c.src_hook.hits), >=, 1);
+    wait_run_state(c.dst.qts, "running");
+    vu_fixture_find_device(&c.dst, VU_FIXTURE_DEVFN);
+    assert_device_state(&c.dst, 8);
+    mig_stop(&c);
+}
+
 static void test_precopy_secure_dma(void)
 {
     MigCtx c = { };
@@ -541,6 +575,35 @@ static void test_no_dirty_tracking(void)
     vu_fixture_find_device(&c.dst, VU_FIXTURE_DEVFN);
     assert_device_state(&c.dst, 9);
     mig_stop(&c);
+}
+
+/*
+ * The server dies, then QEMU exits: stopping the device at exit cannot
+ * reach it, which must not fail (hw/vfio would report the error through
+ * migration state that is gone by then, and abort).
+ */
+static void test_server_gone_at_exit(void)
+{
+    VUFixture f = { };
+    VUTestServerConfig cfg;
+    QDict *rsp;
+    bool connected = true;
+
+    vu_test_server_config_init(&cfg);
+    cfg.migration = true;
+    vu_fixture_server(&f, "vfio-user-mig", &cfg);
+    vu_fixture_start(&f, "-machine pc -m 256", ",secure-dma=on");
+    vu_test_server_free(f.srv);
+    f.srv = NULL;
+    for (int ms = 0; ms < WAIT_MS && connected; ms += 10) {
+        rsp = qtest_qmp(f.qts, "{'execute': 'qom-get', 'arguments':"
+                        " {'path': 'vu0', 'property': 'connected'}}");
+        connected = qdict_get_bool(rsp, "return");
+        qobject_unref(rsp);
+        g_usleep(10 * 1000);
+    }
+    g_assert(!connected);
+    vu_fixture_stop(&f);        /* qtest_quit() fails if QEMU crashed */
 }
 
 /* A server that cannot migrate blocks migration, and says so */
@@ -728,6 +791,8 @@ int main(int argc, char **argv)
     qtest_add_func("/vfio-user-pci/migration/unsupported", test_unsupported);
     qtest_add_func("/vfio-user-pci/migration/device-state",
                    test_device_state);
+    qtest_add_func("/vfio-user-pci/migration/no-data-size",
+                   test_no_data_size);
     qtest_add_func("/vfio-user-pci/migration/precopy-secure-dma",
                    test_precopy_secure_dma);
     qtest_add_func("/vfio-user-pci/migration/precopy-dma-logging",
@@ -749,5 +814,7 @@ int main(int argc, char **argv)
     qtest_add_func("/vfio-user-pci/migration/destination-rejects",
                    test_destination_rejects);
     qtest_add_func("/vfio-user-pci/migration/cancel", test_cancel);
+    qtest_add_func("/vfio-user-pci/migration/server-gone-at-exit",
+                   test_server_gone_at_exit);
     return g_test_run();
 }
