@@ -649,7 +649,7 @@ static int client_feature(uint32_t flags, const void *data, size_t data_len)
     struct vfio_device_feature *f = (struct vfio_device_feature *)buf;
 
     assert(data_len <= 64);
-    f->argsz = sizeof(*f) + data_len;
+    f->argsz = sizeof(buf);
     f->flags = flags;
     if (data_len) {
         memcpy(f->data, data, data_len);

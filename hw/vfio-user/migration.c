@@ -97,10 +97,9 @@ static int feature_migration(VFIODevice *vbasedev, uint32_t flags,
         return -EINVAL;         /* read-only, as in the kernel */
     }
     len = feature_request(vbasedev, flags, NULL, 0, &mig_flags,
-                          flags & VFIO_DEVICE_FEATURE_GET ?
-                          sizeof(mig_flags) : 0);
-    if (len < 0 || !(flags & VFIO_DEVICE_FEATURE_GET)) {
-        return len < 0 ? len : 0;
+                          sizeof(mig_flags));
+    if (len < 0) {
+        return len;
     }
     if (len != sizeof(mig_flags)) {
         return bad_reply(vbasedev, "MIGRATION feature of %zd bytes", len);
@@ -129,15 +128,13 @@ static int feature_mig_state(VFIODevice *vbasedev, uint32_t flags,
     ssize_t len;
 
     /* ERROR is where a device falls, not a state to ask for */
-    if (set && !(flags & VFIO_DEVICE_FEATURE_PROBE) &&
-        (!mig_state_valid(msg.device_state) ||
-         msg.device_state == VFIO_DEVICE_STATE_ERROR)) {
+    if (set && (!mig_state_valid(msg.device_state) ||
+                msg.device_state == VFIO_DEVICE_STATE_ERROR)) {
         return -EINVAL;
     }
-    /* A probe's reply echoes the request, data included */
     len = feature_request(vbasedev, flags, set ? &msg : NULL,
                           set ? sizeof(msg) : 0, &r, sizeof(r));
-    if (len < 0 || (flags & VFIO_DEVICE_FEATURE_PROBE)) {
+    if (len < 0) {
         goto out;
     }
     if (len != sizeof(r) || !mig_state_valid(r.device_state) ||
@@ -163,7 +160,7 @@ out:
      * states are true of it, and the server a reconnect finds starts
      * RUNNING.
      */
-    if (len < 0 && set && !(flags & VFIO_DEVICE_FEATURE_PROBE) &&
+    if (len < 0 && set &&
         (msg.device_state == VFIO_DEVICE_STATE_RUNNING ||
          msg.device_state == VFIO_DEVICE_STATE_STOP)) {
         if (!vfio_user_is_dead(proxy_of(vbasedev))) {
@@ -189,10 +186,6 @@ static int feature_logging_start(VFIODevice *vbasedev, uint32_t flags,
     size_t len;
     ssize_t ret;
 
-    if (flags & VFIO_DEVICE_FEATURE_PROBE) {
-        ret = feature_request(vbasedev, flags, NULL, 0, NULL, 0);
-        return ret < 0 ? ret : 0;
-    }
     if (!(flags & VFIO_DEVICE_FEATURE_SET) ||
         ctl->num_ranges > VFIO_USER_MAX_LOG_RANGES) {
         return -EINVAL;
@@ -298,9 +291,10 @@ static int feature_logging_report(VFIODevice *vbasedev, uint32_t flags,
 /*
  * How much the device has left to send once stopped.  vfio-user lists
  * no such feature, though a server may know it as the kernel's: ask.
- * For a server that cannot tell, count one transfer, not an error:
- * hw/vfio would count 100 GiB, and a migration would never converge.
- * (Nor 0: hw/vfio sizes its data buffer by this.)
+ * A server that cannot tell gets 0, not an error: hw/vfio would count
+ * 100 GiB, and a migration would never converge (any guess much above
+ * what an idle VM moves in 300 ms keeps it from converging too).  The
+ * device's data is then left out of the downtime estimate.
  */
 static int feature_mig_data_size(VFIODevice *vbasedev, uint32_t flags,
                                  struct vfio_device_feature_mig_data_size *sz)
@@ -316,7 +310,7 @@ static int feature_mig_data_size(VFIODevice *vbasedev, uint32_t flags,
     if (ret >= 0 && ret != sizeof(len)) {
         return bad_reply(vbasedev, "MIG_DATA_SIZE of %zd bytes", ret);
     }
-    sz->stop_copy_length = ret < 0 ? xfer_limit(vbasedev) : len;
+    sz->stop_copy_length = ret < 0 ? 0 : len;
     return 0;
 }
 
@@ -330,6 +324,25 @@ static bool logging_feature(uint32_t index)
     return index == VFIO_DEVICE_FEATURE_DMA_LOGGING_START ||
            index == VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP ||
            index == VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT;
+}
+
+/* The size of a feature's data in the kernel's structures */
+static size_t feature_data_size(uint32_t index)
+{
+    switch (index) {
+    case VFIO_DEVICE_FEATURE_MIGRATION:
+        return sizeof(struct vfio_device_feature_migration);
+    case VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE:
+        return sizeof(struct vfio_device_feature_mig_state);
+    case VFIO_DEVICE_FEATURE_MIG_DATA_SIZE:
+        return sizeof(struct vfio_device_feature_mig_data_size);
+    case VFIO_DEVICE_FEATURE_DMA_LOGGING_START:
+        return sizeof(struct vfio_device_feature_dma_logging_control);
+    case VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT:
+        return sizeof(struct vfio_device_feature_dma_logging_report);
+    default:
+        return 0;
+    }
 }
 
 int vfio_user_device_feature(VFIODevice *vbasedev,
@@ -348,6 +361,20 @@ int vfio_user_device_feature(VFIODevice *vbasedev,
     }
     if (logging_feature(index) && vfio_user_device_of(vbasedev)->secure_dma) {
         return -ENOTTY;
+    }
+    if (flags & VFIO_DEVICE_FEATURE_PROBE) {
+        /* Data is not used for probing; the reply echoes the request */
+        ssize_t ret = index == VFIO_DEVICE_FEATURE_MIGRATION ||
+                      index == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE ||
+                      index == VFIO_DEVICE_FEATURE_MIG_DATA_SIZE ||
+                      logging_feature(index) ?
+                      feature_request(vbasedev, flags, NULL, 0, NULL, 0) :
+                      -ENOTTY;
+
+        return ret < 0 ? ret : 0;
+    }
+    if (feature->argsz < sizeof(*feature) + feature_data_size(index)) {
+        return -EINVAL;         /* as the kernel: no room for the data */
     }
     switch (index) {
     case VFIO_DEVICE_FEATURE_MIGRATION:
