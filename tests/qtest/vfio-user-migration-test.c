@@ -625,32 +625,6 @@ static void test_unsupported(void)
     vu_fixture_stop(&f);
 }
 
-static void test_refused_transition(void)
-{
-    MigCtx c = { };
-    MigSetup su = { .dev_extra = ",secure-dma=on" };
-
-    c.src_hook = (Hook) { HOOK_REFUSE_STATE, VFIO_DEVICE_STATE_STOP_COPY };
-    mig_start(&c, &su);
-    migrate(&c);
-    assert_source_survived(&c, "failed");
-    g_assert_cmpint(qatomic_read(&c.src_hook.hits), >=, 1);
-    mig_stop(&c);
-}
-
-static void test_wrong_state_answer(void)
-{
-    MigCtx c = { };
-    MigSetup su = { .dev_extra = ",secure-dma=on" };
-
-    c.src_hook = (Hook) { HOOK_WRONG_STATE, VFIO_DEVICE_STATE_STOP_COPY };
-    mig_start(&c, &su);
-    migrate(&c);
-    assert_source_survived(&c, "failed");
-    g_assert_cmpint(qatomic_read(&c.src_hook.hits), >=, 1);
-    mig_stop(&c);
-}
-
 /* Migration flags too short: the server cannot migrate, QEMU goes on */
 static void test_short_flags(void)
 {
@@ -671,30 +645,47 @@ static void test_short_flags(void)
     mig_stop(&c);
 }
 
-/* A DMA log report for a range not asked about fails the migration */
-static void test_bad_report(void)
-{
-    MigCtx c = { };
-    MigSetup su = { .dma_logging = true, .memfd = true };
+/*
+ * A migration that a misbehaving server fails: the source's (or with
+ * @on_dst, the destination's) server answers as @hook says, and the
+ * source runs on with a working device.
+ */
+typedef struct FailCase {
+    const char *name;
+    Hook hook;
+    bool on_dst;
+    MigSetup su;
+} FailCase;
 
-    c.src_hook = (Hook) { HOOK_BAD_REPORT };
-    mig_start(&c, &su);
+static const FailCase fail_cases[] = {
+    { "refused-transition",
+      { HOOK_REFUSE_STATE, VFIO_DEVICE_STATE_STOP_COPY },
+      .su = { .dev_extra = ",secure-dma=on" } },
+    { "wrong-state-answer",
+      { HOOK_WRONG_STATE, VFIO_DEVICE_STATE_STOP_COPY },
+      .su = { .dev_extra = ",secure-dma=on" } },
+    { "long-data-read", { HOOK_LONG_DATA_READ },
+      .su = { .dev_extra = ",secure-dma=on" } },
+    /* A DMA log report for a range not asked about */
+    { "bad-report", { HOOK_BAD_REPORT },
+      .su = { .dma_logging = true, .memfd = true } },
+    /* The destination refuses the data: the source learns it */
+    { "destination-rejects", { HOOK_REFUSE_DATA_WRITE }, .on_dst = true,
+      .su = { .dev_extra = ",secure-dma=on", .return_path = true } },
+};
+
+static void test_fail_case(const void *opaque)
+{
+    const FailCase *fc = opaque;
+    MigCtx c = { };
+    Hook *h = fc->on_dst ? &c.dst_hook : &c.src_hook;
+
+    *h = fc->hook;
+    mig_start(&c, &fc->su);
+    fill_device(&c.src, 4);
     migrate(&c);
     assert_source_survived(&c, "failed");
-    g_assert_cmpint(qatomic_read(&c.src_hook.hits), >=, 1);
-    mig_stop(&c);
-}
-
-static void test_long_data_read(void)
-{
-    MigCtx c = { };
-    MigSetup su = { .dev_extra = ",secure-dma=on" };
-
-    c.src_hook = (Hook) { HOOK_LONG_DATA_READ };
-    mig_start(&c, &su);
-    migrate(&c);
-    assert_source_survived(&c, "failed");
-    g_assert_cmpint(qatomic_read(&c.src_hook.hits), >=, 1);
+    g_assert_cmpint(qatomic_read(&h->hits), >=, 1);
     mig_stop(&c);
 }
 
@@ -747,21 +738,6 @@ static void test_refuses_to_stop(void)
     mig_stop(&c);
 }
 
-/* The destination refuses the data: the source learns it and runs on */
-static void test_destination_rejects(void)
-{
-    MigCtx c = { };
-    MigSetup su = { .dev_extra = ",secure-dma=on", .return_path = true };
-
-    c.dst_hook = (Hook) { HOOK_REFUSE_DATA_WRITE };
-    mig_start(&c, &su);
-    fill_device(&c.src, 4);
-    migrate(&c);
-    assert_source_survived(&c, "failed");
-    g_assert_cmpint(qatomic_read(&c.dst_hook.hits), >=, 1);
-    mig_stop(&c);
-}
-
 static void test_cancel(void)
 {
     MigCtx c = { };
@@ -799,21 +775,18 @@ int main(int argc, char **argv)
                    test_precopy_dma_logging);
     qtest_add_func("/vfio-user-pci/migration/no-dirty-tracking",
                    test_no_dirty_tracking);
-    qtest_add_func("/vfio-user-pci/migration/refused-transition",
-                   test_refused_transition);
-    qtest_add_func("/vfio-user-pci/migration/wrong-state-answer",
-                   test_wrong_state_answer);
     qtest_add_func("/vfio-user-pci/migration/short-flags", test_short_flags);
-    qtest_add_func("/vfio-user-pci/migration/bad-report", test_bad_report);
-    qtest_add_func("/vfio-user-pci/migration/long-data-read",
-                   test_long_data_read);
     qtest_add_func("/vfio-user-pci/migration/server-dies-in-stop-copy",
                    test_server_dies_in_stop_copy);
     qtest_add_func("/vfio-user-pci/migration/refuses-to-stop",
                    test_refuses_to_stop);
-    qtest_add_func("/vfio-user-pci/migration/destination-rejects",
-                   test_destination_rejects);
     qtest_add_func("/vfio-user-pci/migration/cancel", test_cancel);
+    for (size_t i = 0; i < ARRAY_SIZE(fail_cases); i++) {
+        g_autofree char *path = g_strdup_printf("/vfio-user-pci/migration/%s",
+                                                fail_cases[i].name);
+
+        qtest_add_data_func(path, &fail_cases[i], test_fail_case);
+    }
     qtest_add_func("/vfio-user-pci/migration/server-gone-at-exit",
                    test_server_gone_at_exit);
     return g_test_run();
