@@ -345,6 +345,23 @@ static size_t feature_data_size(uint32_t index)
     }
 }
 
+/* The features vfio-user carries: the migration ones */
+static bool feature_known(uint32_t index)
+{
+    return index == VFIO_DEVICE_FEATURE_MIGRATION ||
+           index == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE ||
+           index == VFIO_DEVICE_FEATURE_MIG_DATA_SIZE ||
+           logging_feature(index);
+}
+
+/* A request that carries no data and takes none back: a probe, a stop */
+static int feature_no_data(VFIODevice *vbasedev, uint32_t flags)
+{
+    ssize_t ret = feature_request(vbasedev, flags, NULL, 0, NULL, 0);
+
+    return ret < 0 ? ret : 0;
+}
+
 int vfio_user_device_feature(VFIODevice *vbasedev,
                              struct vfio_device_feature *feature)
 {
@@ -359,19 +376,13 @@ int vfio_user_device_feature(VFIODevice *vbasedev,
          !(flags & VFIO_DEVICE_FEATURE_PROBE))) {
         return -EINVAL;
     }
-    if (logging_feature(index) && vfio_user_device_of(vbasedev)->secure_dma) {
+    if (!feature_known(index) ||
+        (logging_feature(index) && vfio_user_device_of(vbasedev)->secure_dma)) {
         return -ENOTTY;
     }
     if (flags & VFIO_DEVICE_FEATURE_PROBE) {
         /* Data is not used for probing; the reply echoes the request */
-        ssize_t ret = index == VFIO_DEVICE_FEATURE_MIGRATION ||
-                      index == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE ||
-                      index == VFIO_DEVICE_FEATURE_MIG_DATA_SIZE ||
-                      logging_feature(index) ?
-                      feature_request(vbasedev, flags, NULL, 0, NULL, 0) :
-                      -ENOTTY;
-
-        return ret < 0 ? ret : 0;
+        return feature_no_data(vbasedev, flags);
     }
     if (feature->argsz < sizeof(*feature) + feature_data_size(index)) {
         return -EINVAL;         /* as the kernel: no room for the data */
@@ -385,17 +396,13 @@ int vfio_user_device_feature(VFIODevice *vbasedev,
         return feature_mig_data_size(vbasedev, flags, (void *)feature->data);
     case VFIO_DEVICE_FEATURE_DMA_LOGGING_START:
         return feature_logging_start(vbasedev, flags, (void *)feature->data);
-    case VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP: {
-        ssize_t ret = feature_request(vbasedev, flags, NULL, 0, NULL, 0);
-
-        return ret < 0 ? ret : 0;
-    }
+    case VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP:
+        return feature_no_data(vbasedev, flags);
     case VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT:
         return feature_logging_report(vbasedev, flags,
                                       (void *)feature->data);
     default:
-        /* Not a migration feature: as if unknown */
-        return -ENOTTY;
+        g_assert_not_reached();     /* feature_known() */
     }
 }
 

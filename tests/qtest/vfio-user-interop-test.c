@@ -30,7 +30,7 @@
 #define PEER_EXIT_TIMEOUT_MS    10000
 #define DEVFN                   QPCI_DEVFN(4, 0)
 
-/* gpio-pci-idio-16: BAR2, 256 bytes of I/O space, the registers of an IDIO-16 */
+/* gpio-pci-idio-16: BAR2, 256 bytes of I/O space: an IDIO-16's registers */
 #define GPIO_VENDOR_ID          0x494f
 #define GPIO_DEVICE_ID          0x0dc8
 #define GPIO_BAR                2
