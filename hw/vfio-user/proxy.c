@@ -28,15 +28,18 @@
  * data comes (poll-window.c): being woken up costs more than the
  * rest of a BAR read.
  *
- * A reader reads through a small receive buffer: one recvmsg() brings a
+ * A reader reads through a receive buffer: one recvmsg() brings a
  * message's header together with whatever follows it that has arrived,
- * so a BAR read's reply (36 bytes) costs one system call, not two.
- * Payloads bigger than half the buffer go straight to where they belong
- * (the waiter's buffer, guest RAM) once what was read ahead is used up.
- * What a reader read ahead stays for the next reader; a reader never
- * hands the token over with a whole message in the buffer (nothing would
- * wake anybody for it), only with the start of one whose rest is still
- * to come through the socket.
+ * so a BAR read's reply (36 bytes) costs one system call, not two, and a
+ * burst of the server's requests one for the lot.  Payloads of 64 KiB
+ * and more go straight to where they belong (the waiter's buffer, guest
+ * RAM) once what was read ahead is used up.  What a reader read ahead
+ * stays for the next reader; a reader never hands the token over with a
+ * whole message in the buffer (nothing would wake anybody for it), only
+ * with the start of one whose rest is still to come through the socket.
+ * Likewise its answers to the server's requests: small ones wait in a
+ * send buffer while more requests are there to read, and go with one
+ * sendmsg() before the reader waits for data or hands the token over.
  *
  * Whoever reads a reply looks up the pending entry by id, marks it busy
  * and reads the payload into the waiter's buffer; a reply nobody waits
@@ -92,8 +95,23 @@
  */
 #define VFIO_USER_MAX_RECV_MSG  VFIO_USER_MAX_MSG
 
-/* Holds a header and a page of payload: a 4 KiB DMA_WRITE in one read. */
-#define VFIO_USER_RBUF_SIZE     (8 * KiB)
+/*
+ * One read brings as many messages as have come: a server that posts its
+ * DMA_WRITEs, a page each, sends them back to back, and a system call per
+ * page cost more than copying the page out of the buffer.
+ */
+#define VFIO_USER_RBUF_SIZE     (256 * KiB)
+/* A payload this big, with nothing read ahead, goes straight into place */
+#define VFIO_USER_DIRECT_MIN    (64 * KiB)
+
+/*
+ * Replies to the server's requests wait here while more requests are
+ * there to read, and go with one sendmsg(): a server that asks for the
+ * pages of a scatter-gather list together gets them back as one stream.
+ * Bigger replies are not worth the copy.
+ */
+#define VFIO_USER_TBUF_SIZE     (256 * KiB)
+#define VFIO_USER_TBUF_COPY_MAX (16 * KiB)
 
 typedef struct VFIOUserPending {
     uint16_t id;
@@ -172,6 +190,9 @@ struct VFIOUserProxy {
     size_t rx_nfds;
     uint64_t rx_fds_at; /* stream offset of that read's last byte */
     VFIOUserPollWindow poll;
+    uint8_t *tbuf;      /* replies not sent yet (VFIO_USER_TBUF_SIZE) */
+    size_t tbuf_len;
+    int64_t tbuf_deadline;      /* the first one's request's */
 
     /*
      * The send token holder's (sending == true): the write side of fd.
@@ -366,27 +387,15 @@ static int proxy_take_send_token(VFIOUserProxy *proxy, int64_t deadline)
     return 0;
 }
 
-/* Send a whole message, from the wait for the send token on, by @deadline */
-static int proxy_send(VFIOUserProxy *proxy, VFIOUserHdr *hdr,
-                      const struct iovec *iov, size_t niov,
-                      const int *fds, size_t nfds, int64_t deadline)
+/*
+ * Send whole messages, the first with header @hdr, from the wait for the
+ * send token on, by @deadline
+ */
+static int proxy_send_iov(VFIOUserProxy *proxy, const VFIOUserHdr *hdr,
+                          const struct iovec *all, size_t niov,
+                          const int *fds, size_t nfds, int64_t deadline)
 {
-    struct iovec small[4];
-    g_autofree struct iovec *big = NULL;
-    struct iovec *all = niov < ARRAY_SIZE(small) ? small :
-                        (big = g_new(struct iovec, niov + 1));
-    size_t size = sizeof(*hdr);
     int ret;
-
-    all[0] = (struct iovec) { .iov_base = hdr, .iov_len = sizeof(*hdr) };
-    for (size_t i = 0; i < niov; i++) {
-        all[i + 1] = iov[i];
-        size += iov[i].iov_len;
-    }
-    if (size > UINT32_MAX) {
-        return -E2BIG;
-    }
-    hdr->size = size;
 
     qemu_mutex_lock(&proxy->lock);
     ret = proxy_take_send_token(proxy, deadline);
@@ -401,7 +410,7 @@ static int proxy_send(VFIOUserProxy *proxy, VFIOUserHdr *hdr,
         return ret;
     }
 
-    ret = proxy_write(proxy, all, niov + 1, fds, nfds, deadline);
+    ret = proxy_write(proxy, all, niov, fds, nfds, deadline);
 
     qemu_mutex_lock(&proxy->lock);
     proxy->sending = false;
@@ -410,6 +419,77 @@ static int proxy_send(VFIOUserProxy *proxy, VFIOUserHdr *hdr,
     }
     qemu_mutex_unlock(&proxy->lock);
     return ret;
+}
+
+/* Send a whole message, from the wait for the send token on, by @deadline */
+static int proxy_send(VFIOUserProxy *proxy, VFIOUserHdr *hdr,
+                      const struct iovec *iov, size_t niov,
+                      const int *fds, size_t nfds, int64_t deadline)
+{
+    struct iovec small[4];
+    g_autofree struct iovec *big = NULL;
+    struct iovec *all = niov < ARRAY_SIZE(small) ? small :
+                        (big = g_new(struct iovec, niov + 1));
+    size_t size = sizeof(*hdr);
+
+    all[0] = (struct iovec) { .iov_base = hdr, .iov_len = sizeof(*hdr) };
+    for (size_t i = 0; i < niov; i++) {
+        all[i + 1] = iov[i];
+        size += iov[i].iov_len;
+    }
+    if (size > UINT32_MAX) {
+        return -E2BIG;
+    }
+    hdr->size = size;
+    return proxy_send_iov(proxy, hdr, all, niov + 1, fds, nfds, deadline);
+}
+
+/*
+ * The replies held back, if any, by the first one's deadline; the
+ * caller holds the read token.
+ */
+static int proxy_flush_replies(VFIOUserProxy *proxy)
+{
+    struct iovec iov = { .iov_base = proxy->tbuf,
+                         .iov_len = proxy->tbuf_len };
+
+    if (!proxy->tbuf_len) {
+        return 0;
+    }
+    proxy->tbuf_len = 0;
+    return proxy_send_iov(proxy, (VFIOUserHdr *)proxy->tbuf, &iov, 1,
+                          NULL, 0, proxy->tbuf_deadline);
+}
+
+/*
+ * Our answer to the server's request being read (it shares its
+ * deadline): held back if small, to go with the others of a burst (see
+ * VFIO_USER_TBUF_SIZE), else after them.
+ */
+static int proxy_send_answer(VFIOUserProxy *proxy, VFIOUserHdr *hdr,
+                             const struct iovec *iov, size_t niov)
+{
+    size_t size = sizeof(*hdr) + iov_size(iov, niov);
+    int ret;
+
+    if (size > VFIO_USER_TBUF_COPY_MAX ||
+        proxy->tbuf_len + size > VFIO_USER_TBUF_SIZE) {
+        ret = proxy_flush_replies(proxy);
+        if (ret < 0 || size > VFIO_USER_TBUF_COPY_MAX) {
+            return ret < 0 ? ret :
+                   proxy_send(proxy, hdr, iov, niov, NULL, 0,
+                              proxy->rx_deadline);
+        }
+    }
+    if (!proxy->tbuf_len) {
+        proxy->tbuf_deadline = proxy->rx_deadline;
+    }
+    hdr->size = size;
+    memcpy(proxy->tbuf + proxy->tbuf_len, hdr, sizeof(*hdr));
+    iov_to_buf(iov, niov, 0, proxy->tbuf + proxy->tbuf_len + sizeof(*hdr),
+               size - sizeof(*hdr));
+    proxy->tbuf_len += size;
+    return 0;
 }
 
 static size_t proxy_buffered(VFIOUserProxy *proxy)
@@ -508,7 +588,7 @@ static int proxy_read(VFIOUserProxy *proxy, const struct iovec *iov_in,
                              MIN(have, left));
             proxy->rbuf_head += n;
         } else {
-            if (left > VFIO_USER_RBUF_SIZE / 2) {
+            if (left >= VFIO_USER_DIRECT_MIN) {
                 /* Big: straight into place (fds here are dropped). */
                 n = proxy_recv(proxy, iov, niov, NULL, NULL);
             } else {
@@ -524,6 +604,10 @@ static int proxy_read(VFIOUserProxy *proxy, const struct iovec *iov_in,
                 }
             }
             if (n == -EAGAIN) {
+                /* The server may wait for them before it sends more. */
+                if (proxy_flush_replies(proxy) < 0) {
+                    return -ECONNRESET;
+                }
                 if (proxy_wait_until(proxy, POLLIN, proxy->rx_deadline)) {
                     continue;
                 }
@@ -615,8 +699,7 @@ int vfio_user_send_reply(VFIOUserProxy *proxy, const VFIOUserHdr *req,
         .flags = VFIO_USER_REPLY,
     };
 
-    /* The request and our answer share the request's deadline. */
-    return proxy_send(proxy, &hdr, iov, niov, NULL, 0, proxy->rx_deadline);
+    return proxy_send_answer(proxy, &hdr, iov, niov);
 }
 
 int vfio_user_send_error(VFIOUserProxy *proxy, const VFIOUserHdr *req,
@@ -629,7 +712,7 @@ int vfio_user_send_error(VFIOUserProxy *proxy, const VFIOUserHdr *req,
         .error_reply = err,
     };
 
-    return proxy_send(proxy, &hdr, NULL, 0, NULL, 0, proxy->rx_deadline);
+    return proxy_send_answer(proxy, &hdr, NULL, 0);
 }
 
 /* A reply: give it to its waiter, or drop it whole. */
@@ -857,6 +940,10 @@ static bool proxy_read_with_token(VFIOUserProxy *proxy, int timeout_ms,
         } while (ok && !qatomic_read(&proxy->dead) &&
                  (burst ? proxy_more_to_read(proxy) :
                           proxy_message_buffered(proxy)));
+        /* Answers to what was read go before the next reader reads. */
+        if (proxy_flush_replies(proxy) < 0) {
+            ok = false;
+        }
     }
     qemu_mutex_lock(&proxy->lock);
     proxy->reading = false;
@@ -1073,6 +1160,7 @@ VFIOUserProxy *vfio_user_proxy_new(QIOChannelSocket *sioc, const char *name,
 
     proxy = g_new0(VFIOUserProxy, 1);
     proxy->rbuf = g_malloc(VFIO_USER_RBUF_SIZE);
+    proxy->tbuf = g_malloc(VFIO_USER_TBUF_SIZE);
     proxy->epfd = epfd;
     proxy->name = g_strdup(name);
     object_ref(OBJECT(sioc));
@@ -1186,6 +1274,7 @@ void vfio_user_disconnect(VFIOUserProxy *proxy)
     proxy_close_fds(proxy->rx_fds, proxy->rx_nfds);
     g_free(proxy->rx_fds);
     g_free(proxy->rbuf);
+    g_free(proxy->tbuf);
     object_unref(OBJECT(proxy->sioc));
     qemu_cond_destroy(&proxy->handler_idle);
     qemu_cond_destroy(&proxy->send_cond);
