@@ -63,15 +63,19 @@ dma_bin=$out/samples/dma-device
 sgl_offset=0
 grep -q 'sg->dma_addr + sg->offset + count' "$tree/lib/libvfio-user.c" &&
     sgl_offset=1
+# And whether vfu_sgl_read() takes many entries (the series' burst of
+# DMA_READs, the socket transport's send_msgs).
+sgl_many=0
+grep -q 'send_msgs' "$tree/lib/tran.h" && sgl_many=1
 if [ ! -x "$dma_bin" ] || [ "$dma_src" -nt "$dma_bin" ] ||
         [ "$lib" -nt "$dma_bin" ] ||
-        [ "$(cat "$dma_bin.sgl-offset" 2>/dev/null)" != "$sgl_offset" ]; then
+        [ "$(cat "$dma_bin.sgl-offset" 2>/dev/null)" != "$sgl_offset $sgl_many" ]; then
     ${CC:-cc} -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter \
-        -DDMA_DEV_SGL_OFFSET=$sgl_offset \
+        -DDMA_DEV_SGL_OFFSET=$sgl_offset -DDMA_DEV_SGL_MANY=$sgl_many \
         -I"$tree/include" -o "$dma_bin.tmp" "$dma_src" \
         -L"$out/lib" -lvfio-user -Wl,-rpath,"$out/lib" \
         >"$out/dma-device.log" 2>&1 ||
         die "building dma-device failed, see $out/dma-device.log"
     mv -f "$dma_bin.tmp" "$dma_bin"
-    echo "$sgl_offset" > "$dma_bin.sgl-offset"
+    echo "$sgl_offset $sgl_many" > "$dma_bin.sgl-offset"
 fi

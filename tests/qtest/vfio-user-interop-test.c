@@ -60,9 +60,11 @@
 #define DMA_REG_QUERY_SIZE      0x50
 #define DMA_REG_FEATURES        0x58
 #define DMA_FEAT_MSG_OFFSET     1   /* DMA by message inside a region */
+#define DMA_FEAT_SGL_MANY       2   /* DMA_CMD_PAGES_REVERSED */
 #define DMA_ID_MAGIC            0x444d4131
 #define DMA_CMD_TO_DEVICE       1
 #define DMA_CMD_TO_GUEST        2
+#define DMA_CMD_PAGES_REVERSED  3   /* one vfu_sgl_read(), last page first */
 #define DMA_BUF_SIZE            0x10000
 #define DMA_GUEST_ADDR          0x1000000   /* 16 MiB, in guest RAM */
 
@@ -627,6 +629,65 @@ out:
     g_assert(peer_wait_exit(p, PEER_EXIT_TIMEOUT_MS));
 }
 
+/*
+ * A burst: the device reads 16 guest pages with one vfu_sgl_read() of 16
+ * entries, last page first, so their DMA_READs go out together and the
+ * replies stream back (the series' libvfio-user reads many per
+ * recvmsg()).  Each reply must land in its own entry's place, and the
+ * connection must stay in step for the DMA that follows.
+ */
+static void test_dma_burst(const void *opaque)
+{
+    const DmaVariant *v = opaque;
+    Peer *p = peer_start("dma-device");
+    const uint32_t page = 0x1000, n = DMA_BUF_SIZE / page;
+    g_autofree uint8_t *a = g_malloc(DMA_BUF_SIZE);
+    g_autofree uint8_t *got = g_malloc(DMA_BUF_SIZE);
+    uint32_t msg_bytes;
+    DmaTest t;
+
+    if (!p) {
+        return;
+    }
+    dma_test_start(&t, p, v);
+    if (pristine_samples()) {
+        g_assert_cmphex(dma_reg(&t, DMA_REG_FEATURES) & DMA_FEAT_SGL_MANY,
+                        ==, 0);
+        g_test_skip("libvfio-user as shipped reads one entry per "
+                    "vfu_sgl_read()");
+        goto out;
+    }
+    g_assert_cmphex(dma_reg(&t, DMA_REG_FEATURES) & DMA_FEAT_SGL_MANY, ==,
+                    DMA_FEAT_SGL_MANY);
+
+    fill_pattern(a, DMA_BUF_SIZE, 0xb0057);
+    qtest_memwrite(t.qts, DMA_GUEST_ADDR, a, DMA_BUF_SIZE);
+    memset(got, 0, DMA_BUF_SIZE);
+    qpci_memwrite(t.dev, t.buf, 0, got, DMA_BUF_SIZE);
+    msg_bytes = dma_reg(&t, DMA_REG_MSG_BYTES);
+    g_assert_cmpuint(dma_run(&t, DMA_CMD_PAGES_REVERSED, DMA_GUEST_ADDR,
+                             DMA_BUF_SIZE, 0), ==, 0);
+    g_assert_cmpuint(dma_reg(&t, DMA_REG_MSG_BYTES), ==,
+                     msg_bytes + DMA_BUF_SIZE);
+    qpci_memread(t.dev, t.buf, 0, got, DMA_BUF_SIZE);
+    for (uint32_t i = 0; i < n; i++) {
+        g_assert(memcmp(got + i * page, a + (n - 1 - i) * page, page) == 0);
+    }
+
+    /* Three pages into the middle of the buffer; then a single DMA */
+    g_assert_cmpuint(dma_run(&t, DMA_CMD_PAGES_REVERSED, DMA_GUEST_ADDR,
+                             3 * page, 5 * page), ==, 0);
+    qpci_memread(t.dev, t.buf, 5 * page, got, 3 * page);
+    for (uint32_t i = 0; i < 3; i++) {
+        g_assert(memcmp(got + i * page, a + (2 - i) * page, page) == 0);
+    }
+    dma_roundtrip(&t, v, DMA_GUEST_ADDR, page, 0, 6);
+
+out:
+    dma_test_stop(&t);
+    g_assert(peer_wait_exit(p, PEER_EXIT_TIMEOUT_MS));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -635,6 +696,8 @@ int main(int argc, char **argv)
                    test_server_bad_bar);
     qtest_add_data_func("/vfio-user-interop/dma/secure", &dma_secure,
                         test_dma);
+    qtest_add_data_func("/vfio-user-interop/dma/secure-burst", &dma_secure,
+                        test_dma_burst);
     qtest_add_data_func("/vfio-user-interop/dma/secure-memfd",
                         &dma_secure_memfd, test_dma);
     qtest_add_data_func("/vfio-user-interop/dma/no-fd", &dma_nofd, test_dma);

@@ -72,14 +72,22 @@
 #define DMA_DEV_ID_MAGIC        0x444d4131  /* "DMA1" */
 #define DMA_DEV_CMD_TO_DEVICE   1   /* guest -> buffer, vfu_sgl_read */
 #define DMA_DEV_CMD_TO_GUEST    2   /* buffer -> guest, vfu_sgl_write */
+/* guest -> buffer, the 4 KiB pages last first, with one vfu_sgl_read() */
+#define DMA_DEV_CMD_PAGES_REVERSED  3
+#define DMA_DEV_PAGE            0x1000
 
 #define DMA_DEV_BUF_SIZE        0x10000
 
 /* DMA by message at any offset inside a DMA region */
 #define DMA_DEV_FEAT_MSG_OFFSET 1
+/* vfu_sgl_read() of many entries (DMA_DEV_CMD_PAGES_REVERSED) */
+#define DMA_DEV_FEAT_SGL_MANY   2
 
 #ifndef DMA_DEV_SGL_OFFSET
 #define DMA_DEV_SGL_OFFSET      0   /* the library ignores sg->offset */
+#endif
+#ifndef DMA_DEV_SGL_MANY
+#define DMA_DEV_SGL_MANY        0   /* vfu_sgl_read() takes one entry */
 #endif
 
 typedef struct DmaRegion {
@@ -189,13 +197,56 @@ static int dma_dev_transfer(DmaDevice *d, uint64_t addr, uint8_t *data,
     return 0;
 }
 
+/*
+ * The @len / 4 KiB pages at guest address @addr into @data, the last
+ * first, with one vfu_sgl_read() of as many entries: their DMA_READs go
+ * out together and each reply must land in its own place.
+ * Returns 0 or -errno.
+ */
+static int dma_dev_pages_reversed(DmaDevice *d, uint64_t addr,
+                                  uint8_t *data, uint32_t len)
+{
+    size_t n = len / DMA_DEV_PAGE, i;
+    uint8_t *sgs;
+    int ret = 0;
+
+    if (!DMA_DEV_SGL_MANY) {
+        return -EOPNOTSUPP;
+    }
+    if (n == 0 || len % DMA_DEV_PAGE) {
+        return -EINVAL;
+    }
+    sgs = calloc(n, dma_sg_size());
+    if (!sgs) {
+        return -ENOMEM;
+    }
+    for (i = 0; i < n && !ret; i++) {
+        uint64_t page = addr + (n - 1 - i) * DMA_DEV_PAGE;
+
+        if (vfu_addr_to_sgl(d->ctx, (vfu_dma_addr_t)(uintptr_t)page,
+                            DMA_DEV_PAGE,
+                            (dma_sg_t *)(sgs + i * dma_sg_size()), 1,
+                            PROT_READ) != 1) {
+            ret = errno ? -errno : -EFAULT;
+        }
+    }
+    if (!ret && vfu_sgl_read(d->ctx, (dma_sg_t *)sgs, n, data) < 0) {
+        ret = errno ? -errno : -EIO;
+    }
+    if (!ret) {
+        d->msg_bytes += len;
+    }
+    free(sgs);
+    return ret;
+}
+
 static void dma_dev_run(DmaDevice *d)
 {
-    bool to_guest;
+    bool to_guest = false;
 
     switch (d->cmd) {
     case DMA_DEV_CMD_TO_DEVICE:
-        to_guest = false;
+    case DMA_DEV_CMD_PAGES_REVERSED:
         break;
     case DMA_DEV_CMD_TO_GUEST:
         to_guest = true;
@@ -209,8 +260,13 @@ static void dma_dev_run(DmaDevice *d)
         d->status = EINVAL;
         return;
     }
-    d->status = -dma_dev_transfer(d, d->addr, d->buf + d->buf_offset,
-                                  d->len, to_guest);
+    if (d->cmd == DMA_DEV_CMD_PAGES_REVERSED) {
+        d->status = -dma_dev_pages_reversed(d, d->addr,
+                                            d->buf + d->buf_offset, d->len);
+    } else {
+        d->status = -dma_dev_transfer(d, d->addr, d->buf + d->buf_offset,
+                                      d->len, to_guest);
+    }
     if (d->status) {
         vfu_log(d->ctx, LOG_ERR, "DMA %s of %u bytes at 0x%llx failed: %s",
                 to_guest ? "to guest" : "from guest", d->len,
@@ -279,7 +335,8 @@ static ssize_t dma_dev_bar0_access(vfu_ctx_t *ctx, char *buf, size_t count,
     dma_dev_put64(regs, DMA_DEV_REG_QUERY_BASE, r ? r->iova : UINT64_MAX);
     dma_dev_put64(regs, DMA_DEV_REG_QUERY_SIZE, r ? r->size : 0);
     dma_dev_put32(regs, DMA_DEV_REG_FEATURES,
-                  DMA_DEV_SGL_OFFSET ? DMA_DEV_FEAT_MSG_OFFSET : 0);
+                  (DMA_DEV_SGL_OFFSET ? DMA_DEV_FEAT_MSG_OFFSET : 0) |
+                  (DMA_DEV_SGL_MANY ? DMA_DEV_FEAT_SGL_MANY : 0));
     if (!is_write) {
         unsigned i, mapped = 0;
 
