@@ -475,11 +475,12 @@ static int proxy_send_answer(VFIOUserProxy *proxy, VFIOUserHdr *hdr,
     if (size > VFIO_USER_TBUF_COPY_MAX ||
         proxy->tbuf_len + size > VFIO_USER_TBUF_SIZE) {
         ret = proxy_flush_replies(proxy);
-        if (ret < 0 || size > VFIO_USER_TBUF_COPY_MAX) {
-            return ret < 0 ? ret :
-                   proxy_send(proxy, hdr, iov, niov, NULL, 0,
-                              proxy->rx_deadline);
+        if (ret < 0) {
+            return ret;
         }
+    }
+    if (size > VFIO_USER_TBUF_COPY_MAX) {
+        return proxy_send(proxy, hdr, iov, niov, NULL, 0, proxy->rx_deadline);
     }
     if (!proxy->tbuf_len) {
         proxy->tbuf_deadline = proxy->rx_deadline;
