@@ -47,7 +47,8 @@
 # Debugging: GUEST_APPEND is added to the guest's kernel command line
 # (loglevel=8 dyndbg="file drivers/pci/* +p"), CLIENT_EXTRA and
 # SERVER_EXTRA to the client's and the nvme server's QEMU options
-# (-trace pci_nvme_io_cmd).
+# (-trace pci_nvme_io_cmd), VFU_DEVICE_EXTRA to the vfio-user-pci
+# device's (x-poll-max-ns=0).
 # Needs: make qemu, make server (tests needing it are SKIPped otherwise),
 # make libvfio-user.  Logs: build/guest-tests/.
 set -uo pipefail

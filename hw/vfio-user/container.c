@@ -26,6 +26,7 @@ struct VFIOUserContainer {
     VFIOUserProxy *proxy;
     VFIOUserDMATable *dma;
     bool secure_dma;
+    bool post_dma_map;
 };
 
 OBJECT_DECLARE_SIMPLE_TYPE(VFIOUserContainer, VFIO_IOMMU_USER)
@@ -53,11 +54,12 @@ static void vfio_user_dma_timed_out(VFIOUserContainer *container,
 /*
  * Tell the server about [iova, iova + size) -> guest RAM in RAMBlock @rb
  * at @offset, which is in the table already: with the memory's fd where
- * it has one and the server is trusted with it (@rb NULL: no fd).
+ * it has one and the server is trusted with it (@rb NULL: no fd).  @post:
+ * without waiting for the reply, if no fd goes with it (x-post-dma-map).
  */
 static int send_dma_map(VFIOUserContainer *container, hwaddr iova,
                         uint64_t size, RAMBlock *rb, ram_addr_t offset,
-                        bool writable)
+                        bool writable, bool post)
 {
     VFIOUserDMAMap msg = {
         .argsz = sizeof(msg),
@@ -78,6 +80,9 @@ static int send_dma_map(VFIOUserContainer *container, hwaddr iova,
     }
     trace_vfio_user_dma_map(vfio_user_name(container->proxy), iova, size,
                             msg.flags, msg.offset, fd);
+    if (fd < 0 && post) {
+        return vfio_user_post(container->proxy, VFIO_USER_DMA_MAP, &iov, 1);
+    }
     ret = vfio_user_request(container->proxy, VFIO_USER_DMA_MAP, &iov, 1,
                             fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, NULL);
     if (ret == -ETIMEDOUT) {
@@ -117,7 +122,14 @@ static int vfio_user_dma_map(const VFIOContainerBase *bcontainer,
     if (ret < 0) {
         goto fail;
     }
-    ret = send_dma_map(container, iova, size, rb, offset, !readonly);
+    /*
+     * Posted, a map still reaches the server before anything we send
+     * later, and a vCPU that maps vIOMMU pages does not wait a round trip
+     * for each (x-post-dma-map).  Not while the device is realized: a
+     * server that refuses guest RAM fails it there, with the reason.
+     */
+    ret = send_dma_map(container, iova, size, rb, offset, !readonly,
+                       container->post_dma_map && bcontainer->initialized);
     if (ret < 0 && bcontainer->initialized &&
         vfio_user_is_dead(container->proxy)) {
         /*
@@ -225,6 +237,7 @@ static bool vfio_user_container_attach(const char *name,
     container = VFIO_IOMMU_USER(object_new(TYPE_VFIO_IOMMU_USER));
     container->proxy = udev->proxy;
     container->secure_dma = udev->secure_dma;
+    container->post_dma_map = udev->post_dma_map && udev->secure_dma;
     container->dma = vfio_user_dma_table_new(udev->proxy);
     vfio_user_set_request_handler(udev->proxy, vfio_user_dma_handle_request,
                                   container->dma);
@@ -318,7 +331,7 @@ bool vfio_user_container_restore(VFIODevice *vbasedev, VFIOUserProxy *proxy,
         int ret;
 
         ret = send_dma_map(container, e->iova, e->size, rb, offset,
-                           e->writable);
+                           e->writable, false);
         if (ret < 0) {
             error_setg_errno(errp, -ret, "DMA_MAP of [0x%" PRIx64 ", +0x%"
                              PRIx64 ") failed", e->iova, e->size);

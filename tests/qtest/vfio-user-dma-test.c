@@ -673,7 +673,24 @@ static VUTestDMAMapRecord *find_exact_map(GArray *maps, uint64_t iova,
     return NULL;
 }
 
-static void test_viommu(void)
+/*
+ * The server's log of DMA_MAPs, once it has read all we sent: a BAR read
+ * comes after any posted one (x-post-dma-map).
+ */
+static GArray *server_maps(TestCtx *c)
+{
+    g_assert_cmphex(vu_fixture_bar0_readl(&c->f, VU_TEST_REG_ID), ==,
+                    VU_TEST_ID_MAGIC);
+    return vu_test_server_dma_maps(c->f.srv);
+}
+
+/*
+ * @post: with x-post-dma-map=on, the maps made once the device is
+ * realized (here: the guest's IOMMU's) are posted (No_reply); those of
+ * realize still wait for the server's answer.  Off, all do.  Either way the server reaches what the
+ * tables say, and no more.
+ */
+static void check_viommu(bool post)
 {
     g_autofree uint8_t *guard = g_malloc(0x1000);
     g_autofree uint8_t *in = g_malloc(0x1000);
@@ -686,10 +703,16 @@ static void test_viommu(void)
 
     ctx_start_args(&c, "-machine q35,kernel-irqchip=split -m 256M "
                    MEMFD_RAM " -device intel-iommu,caching-mode=on,"
-                   "intremap=off", SECURE);
+                   "intremap=off",
+                   post ? SECURE ",x-post-dma-map=on" : SECURE);
     /* Before translation is on, the device sees guest RAM as it is. */
     check_server_dma(&c, GPA_RW, 0x1000);
 
+    /* The first map, of realize, waited for its answer in any case */
+    maps = server_maps(&c);
+    g_assert_cmpuint(maps->len, >, 0);
+    g_assert(!g_array_index(maps, VUTestDMAMapRecord, 0).no_reply);
+    g_clear_pointer(&maps, g_array_unref);
     ram_maps = vu_test_server_num_mappings(c.f.srv);
     vu_test_server_clear_log(c.f.srv);
     vtd_enable(&c);
@@ -705,6 +728,7 @@ static void test_viommu(void)
                        m->iova, m->size, m->flags);
         g_assert_cmpint(m->err, ==, 0);
         g_assert_cmpuint(m->nfds, ==, 0);
+        g_assert_cmpint(m->no_reply, ==, post);
     }
     g_assert_cmpuint(maps->len, ==, 3);
     m = find_exact_map(maps, IOVA_RW, 0x1000);
@@ -772,15 +796,26 @@ static void test_viommu(void)
     vtd_set_pte(&c, IOVA_NEW, GPA_NEW | VTD_PTE_R | VTD_PTE_W);
     vtd_invalidate_page(&c, IOVA_NEW);
     g_array_unref(maps);
-    maps = vu_test_server_dma_maps(c.f.srv);
+    maps = server_maps(&c);
     g_assert_cmpuint(maps->len, ==, 1);
     m = find_exact_map(maps, IOVA_NEW, 0x1000);
     g_assert(m);
     g_assert_cmpint(m->err, ==, 0);
     g_assert_cmpuint(m->nfds, ==, 0);
+    g_assert_cmpint(m->no_reply, ==, post);
     check_server_dma_at(&c, IOVA_NEW, GPA_NEW, 0x1000);
     refuse_read(&c, IOVA_NONE, 0x10, EFAULT);
     vu_fixture_stop(&c.f);
+}
+
+static void test_viommu(void)
+{
+    check_viommu(false);
+}
+
+static void test_viommu_posted_map(void)
+{
+    check_viommu(true);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1151,6 +1186,8 @@ int main(int argc, char **argv)
                    test_refuse_size_mismatch);
     qtest_add_func("/vfio-user-dma/while-waiting", test_dma_while_waiting);
     qtest_add_func("/vfio-user-dma/viommu", test_viommu);
+    qtest_add_func("/vfio-user-dma/viommu/posted-map",
+                   test_viommu_posted_map);
     qtest_add_func("/vfio-user-dma/write/tcg-code", test_tcg_code);
     qtest_add_func("/vfio-user-dma/write/vga-dirty", test_vga_dirty);
     qtest_add_func("/vfio-user-dma/viommu/unplugged-ram",
