@@ -286,7 +286,7 @@ unmeasured=0
     echo "# NVMe as the guest sees it: QEMU's x-vfio-user-server, Linux guest under TCG, vfio-user-load"
     echo "# (bench/guest/vfio-user-load.c: O_DIRECT, Linux AIO) on /dev/nvme0n1, ${region} MiB region, runtime=$runtime per job;"
     echo "# $rounds round(s), each one guest boot per mode; fd: memfd RAM, fds sent (the limit);"
-    echo "# secure-dma: secure-dma=on, plain RAM; vIOMMU: secure-dma=on behind intel-iommu (x-post-dma-map=on)"
+    echo "# secure-dma: secure-dma=on, plain RAM; vIOMMU: secure-dma=on behind intel-iommu"
     printf '\n%-32s %-5s %30s  %-30s %22s %7s\n' benchmark size "median [min..max]" \
         limit "median [min..max]" ratio
 } >"$TXT"
@@ -345,7 +345,7 @@ for w in "${WORKLOADS[@]}"; do
         "memfd RAM, fds sent: the server DMAs through its mapping"
     row "$label, secure-dma" "$bs" "$unit" secure fd "fd mode, same workload" "$j" ""
     row "$label, vIOMMU" "$bs" "$unit" viommu secure "secure-dma, no vIOMMU" "$j" \
-        "secure-dma=on behind intel-iommu, x-post-dma-map=on"
+        "secure-dma=on behind intel-iommu"
 done
 [ -z "$wanted" ] || echo "# guest part: $elapsed s" >>"$TXT"
 [ "$unmeasured" = 0 ] ||

@@ -95,13 +95,7 @@ guest_args() {
     if [ "$viommu" = 1 ]; then
         GUEST_ARGS+=(-device intel-iommu,caching-mode=on)
     fi
-    # Behind the vIOMMU, secure-dma's DMA_MAPs are posted: QEMU's server
-    # serves the queued ones when the device reaches an address first.
-    local extra=${VFU_DEVICE_EXTRA:-}
-    if [ "$viommu" = 1 ] && [ "$secure" = on ]; then
-        extra="x-post-dma-map=on${extra:+,$extra}"
-    fi
-    GUEST_ARGS+=(-device "vfio-user-pci,id=vfu0,socket.type=unix,socket.path=$sock,secure-dma=$secure${extra:+,$extra}")
+    GUEST_ARGS+=(-device "vfio-user-pci,id=vfu0,socket.type=unix,socket.path=$sock,secure-dma=$secure${VFU_DEVICE_EXTRA:+,$VFU_DEVICE_EXTRA}")
 }
 
 # start_client LOGPREFIX: the client QEMU in the background with the

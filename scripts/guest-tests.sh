@@ -183,12 +183,22 @@ test_nvme() {   # NAME SECURE [VIOMMU]
     read -r rd _ wr _ ref maps mapsfd posted < <(dma_counts "$p.trace")
     detail="$res; DMA_READ $rd, DMA_WRITE $wr ($posted posted), refused $ref, DMA_MAP $maps ($mapsfd with fd)"
     if [ "$viommu" = 1 ]; then
-        # Behind the vIOMMU the maps are the guest's IOMMU mappings: one
-        # 4 KiB page at an IOVA each, unmapped when the guest unmaps it.
+        # Behind the vIOMMU the maps follow the guest's IOMMU mappings:
+        # with fds, one 4 KiB page at an IOVA each, unmapped when the
+        # guest unmaps it; under secure-dma the client keeps the pages
+        # and tells the server of the vIOMMU's IOVA space in blocks
+        # (maps of 1 MiB or more, once the vIOMMU range is there).
         pmaps=$(grep -c '^vfio_user_dma_map .* size 0x1000 ' "$p.trace")
         unmaps=$(grep -c '^vfio_user_dma_unmap ' "$p.trace")
         punmaps=$(grep -c '^vfio_user_dma_unmap .* size 0x1000$' "$p.trace")
-        detail="$detail, $pmaps page-sized; DMA_UNMAP $unmaps ($punmaps page-sized)"
+        ranges=$(grep -c '^vfio_user_dma_iommu_range .* add=1 ' "$p.trace")
+        # (sizes in hex: 0x100000, 1 MiB, has 8 characters)
+        blocks=$(awk '/^vfio_user_dma_iommu_range .* add=1 / { on = 1 }
+            on && $1 == "vfio_user_dma_map" {
+                for (i = 2; i < NF; i++)
+                    if ($i == "size" && length($(i + 1)) >= 8) n++ }
+            END { print n + 0 }' "$p.trace")
+        detail="$detail, $pmaps page-sized; DMA_UNMAP $unmaps ($punmaps page-sized); vIOMMU ranges $ranges, IOVA blocks $blocks"
     fi
     case "$res" in
         "nvme PASS"*) ;;
@@ -211,8 +221,12 @@ test_nvme() {   # NAME SECURE [VIOMMU]
         # any DMA_READ/WRITE request (served, failed or refused) means
         # some of the data did not go there.
         report FAIL "$name" $((SECONDS - t0)) "fd mapping sent, yet DMA by message; $detail ($p.trace)"
-    elif [ "$viommu" = 1 ] && { [ "$pmaps" = 0 ] || [ "$unmaps" = 0 ]; }; then
+    elif [ "$viommu" = 1 ] && [ "$secure" = off ] &&
+         { [ "$pmaps" = 0 ] || [ "$unmaps" = 0 ]; }; then
         report FAIL "$name" $((SECONDS - t0)) "vIOMMU: expected page-sized DMA_MAPs and DMA_UNMAPs; $detail ($p.trace)"
+    elif [ "$viommu" = 1 ] && [ "$secure" = on ] &&
+         { [ "$pmaps" != 0 ] || [ "$ranges" = 0 ] || [ "$blocks" = 0 ]; }; then
+        report FAIL "$name" $((SECONDS - t0)) "vIOMMU, secure-dma: expected IOVA blocks, no page-sized DMA_MAP; $detail ($p.trace)"
     else
         report PASS "$name" $((SECONDS - t0)) "$detail"
     fi

@@ -11,6 +11,14 @@
  * DMA_WRITE, which dma.c checks against the table kept here.
  *
  * Each vfio-user device has its own connection, so its own container.
+ *
+ * Behind a vIOMMU, with secure-dma, the server is not told of each page
+ * the guest maps: a DMA_MAP without an fd only lets it ask, and dma.c
+ * answers only for the pages in the table, as an IOMMU faults the rest.
+ * The server is told of the vIOMMU's IOVA space instead, in blocks
+ * (IOVA_BLOCK), each once, and the guest's maps and unmaps stay here: a
+ * vCPU that maps a page does not wait for the server, and a transfer over
+ * pages contiguous in IOVA is one DMA request, not one per page.
  */
 
 #include "qemu/osdep.h"
@@ -21,12 +29,21 @@
 #include "hw/vfio-user/device.h"
 #include "trace.h"
 
+/* How much of a vIOMMU's IOVA space the server is told of at once */
+#define IOVA_BLOCK (1ULL << 30)
+
+typedef struct IOVARange {
+    uint64_t start;
+    uint64_t last;              /* inclusive: a range may end at 2^64 */
+} IOVARange;
+
 struct VFIOUserContainer {
     VFIOContainerBase bcontainer;
     VFIOUserProxy *proxy;
     VFIOUserDMATable *dma;
     bool secure_dma;
-    bool post_dma_map;
+    GArray *iommu_ranges;       /* IOVARange: where a vIOMMU translates */
+    GArray *iova_blocks;        /* IOVARange: what the server was told of */
 };
 
 OBJECT_DECLARE_SIMPLE_TYPE(VFIOUserContainer, VFIO_IOMMU_USER)
@@ -51,15 +68,78 @@ static void vfio_user_dma_timed_out(VFIOUserContainer *container,
                    size, vfio_user_timeout_ms(container->proxy));
 }
 
+static bool range_covers(const IOVARange *r, uint64_t iova, uint64_t size)
+{
+    return iova >= r->start && iova + (size - 1) <= r->last;
+}
+
+/* The range of @ranges that covers [iova, iova + size), if any */
+static IOVARange *find_range(GArray *ranges, uint64_t iova, uint64_t size)
+{
+    for (guint i = 0; i < ranges->len; i++) {
+        IOVARange *r = &g_array_index(ranges, IOVARange, i);
+
+        if (range_covers(r, iova, size)) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * hw/vfio's listener calls add_window for every section before it maps
+ * it: note where a vIOMMU translates.  Not in the fd mode, whose server
+ * mmap()s each page it is given.
+ */
+static bool vfio_user_add_window(VFIOContainerBase *bcontainer,
+                                 MemoryRegionSection *section, Error **errp)
+{
+    VFIOUserContainer *container = user_container(bcontainer);
+    Int128 end = int128_add(int128_make64(section->offset_within_address_space),
+                            section->size);
+    IOVARange r = {
+        .start = section->offset_within_address_space,
+        .last = int128_get64(int128_sub(end, int128_one())),
+    };
+
+    if (container->secure_dma && memory_region_is_iommu(section->mr) &&
+        int128_nz(section->size)) {
+        trace_vfio_user_dma_iommu_range(vfio_user_name(container->proxy), true,
+                                    r.start, r.last);
+        g_array_append_val(container->iommu_ranges, r);
+    }
+    return true;
+}
+
+/* Called after the listener unmapped the whole section: forget it */
+static void vfio_user_del_window(VFIOContainerBase *bcontainer,
+                                 MemoryRegionSection *section)
+{
+    VFIOUserContainer *container = user_container(bcontainer);
+
+    if (!memory_region_is_iommu(section->mr)) {
+        return;
+    }
+    for (guint i = 0; i < container->iommu_ranges->len; i++) {
+        IOVARange *r = &g_array_index(container->iommu_ranges, IOVARange, i);
+
+        if (r->start == section->offset_within_address_space) {
+            trace_vfio_user_dma_iommu_range(vfio_user_name(container->proxy),
+                                        false, r->start, r->last);
+            g_array_remove_index(container->iommu_ranges, i);
+            return;
+        }
+    }
+}
+
 /*
  * Tell the server about [iova, iova + size) -> guest RAM in RAMBlock @rb
  * at @offset, which is in the table already: with the memory's fd where
- * it has one and the server is trusted with it (@rb NULL: no fd).  @post:
- * without waiting for the reply, if no fd goes with it (x-post-dma-map).
+ * it has one and the server is trusted with it (@rb NULL: no fd).
  */
 static int send_dma_map(VFIOUserContainer *container, hwaddr iova,
                         uint64_t size, RAMBlock *rb, ram_addr_t offset,
-                        bool writable, bool post)
+                        bool writable)
 {
     VFIOUserDMAMap msg = {
         .argsz = sizeof(msg),
@@ -80,15 +160,70 @@ static int send_dma_map(VFIOUserContainer *container, hwaddr iova,
     }
     trace_vfio_user_dma_map(vfio_user_name(container->proxy), iova, size,
                             msg.flags, msg.offset, fd);
-    if (fd < 0 && post) {
-        return vfio_user_post(container->proxy, VFIO_USER_DMA_MAP, &iov, 1);
-    }
     ret = vfio_user_request(container->proxy, VFIO_USER_DMA_MAP, &iov, 1,
                             fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, NULL);
     if (ret == -ETIMEDOUT) {
         vfio_user_dma_timed_out(container, "DMA_MAP", iova, size);
     }
     return ret;
+}
+
+/*
+ * [iova, iova + size) lies in @iommu, a vIOMMU's range: tell the server
+ * of the blocks around it it does not know of yet.
+ */
+static int tell_iova_blocks(VFIOUserContainer *container,
+                            const IOVARange *iommu, uint64_t iova,
+                            uint64_t size)
+{
+    uint64_t block = QEMU_ALIGN_DOWN(iova, IOVA_BLOCK);
+
+    for (;;) {
+        IOVARange b = {
+            .start = MAX(block, iommu->start),
+            .last = MIN(block + (IOVA_BLOCK - 1), iommu->last),
+        };
+        int ret;
+
+        if (!find_range(container->iova_blocks, b.start, 1)) {
+            ret = send_dma_map(container, b.start, b.last - b.start + 1, NULL,
+                               0, true);
+            if (ret < 0) {
+                return ret;
+            }
+            g_array_append_val(container->iova_blocks, b);
+        }
+        if (b.last >= iova + (size - 1)) {
+            return 0;
+        }
+        block += IOVA_BLOCK;
+    }
+}
+
+/* The blocks inside [iova, iova + size) go: the vIOMMU's range did */
+static void untell_iova_blocks(VFIOUserContainer *container, uint64_t iova,
+                               uint64_t size)
+{
+    for (guint i = 0; i < container->iova_blocks->len;) {
+        IOVARange b = g_array_index(container->iova_blocks, IOVARange, i);
+        VFIOUserDMAUnmap msg = {
+            .argsz = sizeof(msg),
+            .address = b.start,
+            .size = b.last - b.start + 1,
+        };
+        struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
+
+        if (!range_covers(&(IOVARange) { iova, iova + (size - 1) }, b.start,
+                          b.last - b.start + 1)) {
+            i++;
+            continue;
+        }
+        g_array_remove_index_fast(container->iova_blocks, i);
+        trace_vfio_user_dma_unmap(vfio_user_name(container->proxy),
+                                  msg.address, msg.size);
+        /* Posted, as any unmap under secure-dma (see vfio_user_dma_unmap) */
+        vfio_user_post(container->proxy, VFIO_USER_DMA_UNMAP, &iov, 1);
+    }
 }
 
 static int vfio_user_dma_map(const VFIOContainerBase *bcontainer,
@@ -99,6 +234,7 @@ static int vfio_user_dma_map(const VFIOContainerBase *bcontainer,
     const char *name = vfio_user_name(container->proxy);
     ram_addr_t offset;
     RAMBlock *rb = qemu_ram_block_from_host(vaddr, false, &offset);
+    const IOVARange *iommu;
     int ret;
 
     /*
@@ -122,14 +258,13 @@ static int vfio_user_dma_map(const VFIOContainerBase *bcontainer,
     if (ret < 0) {
         goto fail;
     }
-    /*
-     * Posted, a map still reaches the server before anything we send
-     * later, and a vCPU that maps vIOMMU pages does not wait a round trip
-     * for each (x-post-dma-map).  Not while the device is realized: a
-     * server that refuses guest RAM fails it there, with the reason.
-     */
-    ret = send_dma_map(container, iova, size, rb, offset, !readonly,
-                       container->post_dma_map && bcontainer->initialized);
+    iommu = container->secure_dma ?
+            find_range(container->iommu_ranges, iova, size) : NULL;
+    if (iommu) {
+        ret = tell_iova_blocks(container, iommu, iova, size);
+    } else {
+        ret = send_dma_map(container, iova, size, rb, offset, !readonly);
+    }
     if (ret < 0 && bcontainer->initialized &&
         vfio_user_is_dead(container->proxy)) {
         /*
@@ -180,6 +315,10 @@ static int vfio_user_dma_unmap(const VFIOContainerBase *bcontainer,
         VFIOUserReply reply = { .buf = &echo, .max = sizeof(echo) };
         int err;
 
+        if (container->secure_dma &&
+            find_range(container->iommu_ranges, r->iova, r->size)) {
+            continue;           /* the server only knows of the block */
+        }
         trace_vfio_user_dma_unmap(vfio_user_name(container->proxy),
                                   r->iova, r->size);
         if (container->secure_dma) {
@@ -206,6 +345,9 @@ static int vfio_user_dma_unmap(const VFIOContainerBase *bcontainer,
         if (err < 0 && err != -ECONNRESET && !ret) {
             ret = err;
         }
+    }
+    if (container->secure_dma) {
+        untell_iova_blocks(container, iova, size);
     }
     return ret;
 }
@@ -237,8 +379,9 @@ static bool vfio_user_container_attach(const char *name,
     container = VFIO_IOMMU_USER(object_new(TYPE_VFIO_IOMMU_USER));
     container->proxy = udev->proxy;
     container->secure_dma = udev->secure_dma;
-    container->post_dma_map = udev->post_dma_map && udev->secure_dma;
     container->dma = vfio_user_dma_table_new(udev->proxy);
+    container->iommu_ranges = g_array_new(false, false, sizeof(IOVARange));
+    container->iova_blocks = g_array_new(false, false, sizeof(IOVARange));
     vfio_user_set_request_handler(udev->proxy, vfio_user_dma_handle_request,
                                   container->dma);
 
@@ -283,6 +426,8 @@ void vfio_user_container_detach(VFIODevice *vbasedev)
     vfio_user_set_request_handler(container->proxy, NULL, NULL);
     vfio_user_dma_table_free(container->dma);
     container->dma = NULL;
+    g_clear_pointer(&container->iommu_ranges, g_array_unref);
+    g_clear_pointer(&container->iova_blocks, g_array_unref);
     object_unref(container);
     vfio_put_address_space(space);
 }
@@ -318,10 +463,33 @@ bool vfio_user_container_restore(VFIODevice *vbasedev, VFIOUserProxy *proxy,
                    bcontainer->dma_max_mappings);
         return false;
     }
-    if (maps->len > caps->max_dma_maps) {
+    /* Behind a vIOMMU the server knew of blocks, not of our pages */
+    for (guint i = 0; i < maps->len;) {
+        VFIOUserDMAEntry *e = &g_array_index(maps, VFIOUserDMAEntry, i);
+
+        if (container->secure_dma &&
+            find_range(container->iommu_ranges, e->iova, e->size)) {
+            g_array_remove_index(maps, i);
+        } else {
+            i++;
+        }
+    }
+    if (maps->len + container->iova_blocks->len > caps->max_dma_maps) {
         error_setg(errp, "the device has %u DMA mappings, the server "
-                   "accepts %u", maps->len, caps->max_dma_maps);
+                   "accepts %u", maps->len + container->iova_blocks->len,
+                   caps->max_dma_maps);
         return false;
+    }
+    for (guint i = 0; i < container->iova_blocks->len; i++) {
+        IOVARange *b = &g_array_index(container->iova_blocks, IOVARange, i);
+        int ret = send_dma_map(container, b->start, b->last - b->start + 1,
+                               NULL, 0, true);
+
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "DMA_MAP of [0x%" PRIx64 ", 0x%"
+                             PRIx64 "] failed", b->start, b->last);
+            return false;
+        }
     }
     for (guint i = 0; i < maps->len; i++) {
         VFIOUserDMAEntry *e = &g_array_index(maps, VFIOUserDMAEntry, i);
@@ -331,7 +499,7 @@ bool vfio_user_container_restore(VFIODevice *vbasedev, VFIOUserProxy *proxy,
         int ret;
 
         ret = send_dma_map(container, e->iova, e->size, rb, offset,
-                           e->writable, false);
+                           e->writable);
         if (ret < 0) {
             error_setg_errno(errp, -ret, "DMA_MAP of [0x%" PRIx64 ", +0x%"
                              PRIx64 ") failed", e->iova, e->size);
@@ -388,6 +556,8 @@ static void vfio_iommu_user_class_init(ObjectClass *klass, void *data)
     vioc->detach_device = vfio_user_container_detach;
     vioc->dma_map = vfio_user_dma_map;
     vioc->dma_unmap = vfio_user_dma_unmap;
+    vioc->add_window = vfio_user_add_window;
+    vioc->del_window = vfio_user_del_window;
     vioc->set_dirty_page_tracking = vfio_user_set_dirty_page_tracking;
     vioc->query_dirty_bitmap = vfio_user_query_dirty_bitmap;
 }

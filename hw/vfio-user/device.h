@@ -47,7 +47,6 @@ typedef struct VFIOUserDevice {
     uint32_t num_irqs;
     bool realized;              /* from then on, a death fails nothing */
     bool secure_dma;            /* never send a memory fd */
-    bool post_dma_map;          /* run-time DMA_MAPs without a reply */
     bool warned_unsealed_fd;    /* said once why a region is not mapped */
     bool said_bad_reply;        /* logged the first refused answer */
     /* Once set, config space reads see its pinned bits (pci-vet.h) */

@@ -56,7 +56,6 @@ struct VFIOUserPCIDevice {
     uint32_t reconnect_ms;
     bool post_writes;
     bool secure_dma;
-    bool post_dma_map;
 
     VFIOUserDevice user;        /* what the device operations work on */
     VFIOUserReconnect *reconnect;
@@ -294,11 +293,6 @@ static bool vfio_user_pci_check_properties(VFIOUserPCIDevice *upci,
         error_setg(errp, "x-msg-timeout must be at least 1 ms");
         return false;
     }
-    if (upci->post_dma_map && !upci->secure_dma) {
-        /* A server mmap()s what a DMA_MAP with an fd gives before use */
-        error_setg(errp, "x-post-dma-map needs secure-dma=on");
-        return false;
-    }
     if (upci->poll_max_ns > VFIO_USER_MAX_POLL_MAX_NS) {
         error_setg(errp, "x-poll-max-ns must be at most %u ns",
                    VFIO_USER_MAX_POLL_MAX_NS);
@@ -370,7 +364,6 @@ static void vfio_user_pci_realize(PCIDevice *pdev, Error **errp)
     vbasedev->name = vfio_user_pci_name(devname, upci->socket);
     vfio_user_device_attach_io(vbasedev, &upci->user);
     upci->user.secure_dma = upci->secure_dma;
-    upci->user.post_dma_map = upci->post_dma_map;
 
     upci->user.proxy = vfio_user_connect(upci->socket, vbasedev->name,
                                          upci->timeout_ms, upci->poll_max_ns,
@@ -601,15 +594,6 @@ static const Property vfio_user_pci_properties[] = {
      */
     DEFINE_PROP_BOOL("x-post-writes", VFIOUserPCIDevice, post_writes, false),
     DEFINE_PROP_BOOL("secure-dma", VFIOUserPCIDevice, secure_dma, false),
-    /*
-     * Off by default: a server that reads guest memory on its own (NVMe
-     * shadow doorbells) may reach an address before it has read the
-     * DMA_MAP that allows it, and must then serve the DMA_MAPs queued on
-     * its socket first; libvfio-user's vfu_run_dma_maps() does, QEMU's
-     * x-vfio-user-server uses it, other servers may refuse the access.
-     */
-    DEFINE_PROP_BOOL("x-post-dma-map", VFIOUserPCIDevice, post_dma_map,
-                     false),
     DEFINE_PROP_ON_OFF_AUTO("enable-migration", VFIOUserPCIDevice,
                             parent_obj.vbasedev.enable_migration,
                             ON_OFF_AUTO_AUTO),
@@ -649,10 +633,6 @@ static void vfio_user_pci_class_init(ObjectClass *klass, void *data)
         "how long a thread waiting for a reply may busy-poll the socket "
         "before it sleeps, in ns (the window adapts up to this; 0: never "
         "poll; at most 1 ms)");
-    object_class_property_set_description(klass, "x-post-dma-map",
-        "with secure-dma, send run-time DMA_MAPs (vIOMMU mappings) without "
-        "waiting for their reply (only for servers that serve queued "
-        "DMA_MAPs before refusing an access to an unmapped address)");
     object_class_property_set_description(klass, "x-post-writes",
         "send BAR writes without waiting for their reply (only for "
         "servers that accept requests while they wait for a DMA reply)");

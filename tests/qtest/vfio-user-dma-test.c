@@ -597,6 +597,9 @@ static void test_dma_while_waiting(void)
 #define IOVA_RO         0x40001000ULL   /* -> GPA_RO, read-only */
 #define IOVA_RW2        0x40002000ULL   /* -> GPA_RW2 */
 #define IOVA_NEW        0x40003000ULL   /* mapped late, -> GPA_NEW */
+/* What the server is told of: the 1 GiB block around them */
+#define IOVA_BLOCK_START 0x40000000ULL
+#define IOVA_BLOCK_SIZE  0x40000000ULL
 #define IOVA_NONE       0x40004000ULL   /* never mapped */
 #define GPA_RW          0x700000ULL
 #define GPA_RO          0x702000ULL
@@ -673,25 +676,9 @@ static VUTestDMAMapRecord *find_exact_map(GArray *maps, uint64_t iova,
     return NULL;
 }
 
-/*
- * The server's log of DMA_MAPs, once it has read all we sent: a BAR read
- * comes after any posted one (x-post-dma-map).
- */
-static GArray *server_maps(TestCtx *c)
+static void test_viommu(void)
 {
-    g_assert_cmphex(vu_fixture_bar0_readl(&c->f, VU_TEST_REG_ID), ==,
-                    VU_TEST_ID_MAGIC);
-    return vu_test_server_dma_maps(c->f.srv);
-}
-
-/*
- * @post: with x-post-dma-map=on, the maps made once the device is
- * realized (here: the guest's IOMMU's) are posted (No_reply); those of
- * realize still wait for the server's answer.  Off, all do.  Either way the server reaches what the
- * tables say, and no more.
- */
-static void check_viommu(bool post)
-{
+    g_autofree uint8_t *two = NULL;
     g_autofree uint8_t *guard = g_malloc(0x1000);
     g_autofree uint8_t *in = g_malloc(0x1000);
     g_autoptr(GArray) maps = NULL;
@@ -703,21 +690,19 @@ static void check_viommu(bool post)
 
     ctx_start_args(&c, "-machine q35,kernel-irqchip=split -m 256M "
                    MEMFD_RAM " -device intel-iommu,caching-mode=on,"
-                   "intremap=off",
-                   post ? SECURE ",x-post-dma-map=on" : SECURE);
+                   "intremap=off", SECURE);
     /* Before translation is on, the device sees guest RAM as it is. */
     check_server_dma(&c, GPA_RW, 0x1000);
 
-    /* The first map, of realize, waited for its answer in any case */
-    maps = server_maps(&c);
-    g_assert_cmpuint(maps->len, >, 0);
-    g_assert(!g_array_index(maps, VUTestDMAMapRecord, 0).no_reply);
-    g_clear_pointer(&maps, g_array_unref);
     ram_maps = vu_test_server_num_mappings(c.f.srv);
     vu_test_server_clear_log(c.f.srv);
     vtd_enable(&c);
 
-    /* All of RAM went away, the IOMMU's pages came, without fds. */
+    /*
+     * All of RAM went away.  The IOMMU's pages stay with the client: the
+     * server is told of the 1 GiB block of IOVA space around them, once,
+     * without an fd, and the client answers for the mapped pages only.
+     */
     unmaps = server_unmaps(&c);
     g_assert_cmpuint(ram_maps, >, 0);
     g_assert_cmpuint(unmaps->len, ==, ram_maps);
@@ -728,18 +713,13 @@ static void check_viommu(bool post)
                        m->iova, m->size, m->flags);
         g_assert_cmpint(m->err, ==, 0);
         g_assert_cmpuint(m->nfds, ==, 0);
-        g_assert_cmpint(m->no_reply, ==, post);
     }
-    g_assert_cmpuint(maps->len, ==, 3);
-    m = find_exact_map(maps, IOVA_RW, 0x1000);
+    g_assert_cmpuint(maps->len, ==, 1);
+    m = find_exact_map(maps, IOVA_BLOCK_START, IOVA_BLOCK_SIZE);
     g_assert(m);
     g_assert_cmphex(m->flags, ==, VFIO_USER_F_DMA_REGION_READ |
                                   VFIO_USER_F_DMA_REGION_WRITE);
-    m = find_exact_map(maps, IOVA_RO, 0x1000);
-    g_assert(m);
-    g_assert_cmphex(m->flags, ==, VFIO_USER_F_DMA_REGION_READ);
-    g_assert(find_exact_map(maps, IOVA_RW2, 0x1000));
-    g_assert_cmpuint(vu_test_server_num_mappings(c.f.srv), ==, 3);
+    g_assert_cmpuint(vu_test_server_num_mappings(c.f.srv), ==, 1);
     c.good_dma = IOVA_RW2;
     c.good_gpa = GPA_RW2;
 
@@ -770,15 +750,17 @@ static void check_viommu(bool post)
     /* From a writable page into the read-only one: not even a part. */
     refuse_write(&c, IOVA_RW + 0x800, 0x1000, EPERM, GPA_RW);
 
-    /* Unmap IOVA_RW: the server hears of it and can no longer reach it. */
+    /*
+     * Unmap IOVA_RW: the server keeps its block, and is not told, but can
+     * no longer reach the page: the client refuses it.
+     */
     vu_test_server_clear_log(c.f.srv);
     vtd_set_pte(&c, IOVA_RW, 0);
     vtd_invalidate_page(&c, IOVA_RW);
     g_array_unref(unmaps);
     unmaps = server_unmaps(&c);
-    g_assert_cmpuint(unmaps->len, ==, 1);
-    g_assert(was_unmapped(unmaps, IOVA_RW, 0x1000));
-    g_assert_cmpuint(vu_test_server_num_mappings(c.f.srv), ==, 2);
+    g_assert_cmpuint(unmaps->len, ==, 0);
+    g_assert_cmpuint(vu_test_server_num_mappings(c.f.srv), ==, 1);
 
     vu_fixture_fill_pattern(guard, 0x1000, 13);
     qtest_memwrite(c.f.qts, GPA_RW, guard, 0x1000);
@@ -791,31 +773,29 @@ static void check_viommu(bool post)
                     ==, 0);
     check_server_dma_at(&c, IOVA_RW2, GPA_RW2, 0x1000);
 
-    /* A page mapped while translation is on: DMA_MAP, then reachable. */
+    /* A page mapped while translation is on: no message, reachable. */
+    refuse_read(&c, IOVA_NEW, 0x1000, EFAULT);
     vu_test_server_clear_log(c.f.srv);
     vtd_set_pte(&c, IOVA_NEW, GPA_NEW | VTD_PTE_R | VTD_PTE_W);
     vtd_invalidate_page(&c, IOVA_NEW);
+    g_array_unref(unmaps);
+    unmaps = server_unmaps(&c);
     g_array_unref(maps);
-    maps = server_maps(&c);
-    g_assert_cmpuint(maps->len, ==, 1);
-    m = find_exact_map(maps, IOVA_NEW, 0x1000);
-    g_assert(m);
-    g_assert_cmpint(m->err, ==, 0);
-    g_assert_cmpuint(m->nfds, ==, 0);
-    g_assert_cmpint(m->no_reply, ==, post);
+    maps = vu_test_server_dma_maps(c.f.srv);
+    g_assert_cmpuint(maps->len, ==, 0);
     check_server_dma_at(&c, IOVA_NEW, GPA_NEW, 0x1000);
+    /* One request over two pages next in IOVA, apart in guest memory */
+    two = g_malloc(0x2000);
+    vu_fixture_fill_pattern(guard, 0x1000, 14);
+    qtest_memwrite(c.f.qts, GPA_RW2, guard, 0x1000);
+    vu_fixture_fill_pattern(in, 0x1000, 15);
+    qtest_memwrite(c.f.qts, GPA_NEW, in, 0x1000);
+    g_assert_cmpint(vu_test_server_dma_read(c.f.srv, IOVA_RW2, two, 0x2000),
+                    ==, 0);
+    g_assert_cmpmem(two, 0x1000, guard, 0x1000);
+    g_assert_cmpmem(two + 0x1000, 0x1000, in, 0x1000);
     refuse_read(&c, IOVA_NONE, 0x10, EFAULT);
     vu_fixture_stop(&c.f);
-}
-
-static void test_viommu(void)
-{
-    check_viommu(false);
-}
-
-static void test_viommu_posted_map(void)
-{
-    check_viommu(true);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -925,8 +905,9 @@ static void check_viommu_unplugged_ram(bool disable_viommu)
     vu_test_server_clear_log(c.f.srv);
     vtd_set_pte(&c, IOVA_DIMM, target | VTD_PTE_R | VTD_PTE_W);
     vtd_invalidate_page(&c, IOVA_DIMM);
+    /* In the block the server knows of already: no message */
     maps = vu_test_server_dma_maps(c.f.srv);
-    g_assert(find_exact_map(maps, IOVA_DIMM, 0x1000));
+    g_assert_cmpuint(maps->len, ==, 0);
     check_server_dma_at(&c, IOVA_DIMM, target, 0x1000);
 
     /* The DIMM goes, its backend too; the guest keeps its IOVA. */
@@ -960,7 +941,10 @@ static void check_viommu_unplugged_ram(bool disable_viommu)
                     ==, 0);
     g_assert_cmpmem(in, 0x1000, out, 0x1000);
 
-    /* The guest unmaps it: the server hears of it, the memory goes. */
+    /*
+     * The guest unmaps it: the memory goes, and the server cannot reach
+     * it.  It hears of it when the vIOMMU goes: its block goes too.
+     */
     if (disable_viommu) {
         vtd_writel(&c, DMAR_GCMD_REG, 0);
         g_assert(!(vtd_readl(&c, DMAR_GSTS_REG) & VTD_GSTS_TES));
@@ -971,7 +955,8 @@ static void check_viommu_unplugged_ram(bool disable_viommu)
     }
     g_array_unref(unmaps);
     unmaps = server_unmaps(&c);
-    g_assert(was_unmapped(unmaps, IOVA_DIMM, 0x1000));
+    g_assert(was_unmapped(unmaps, IOVA_BLOCK_START, IOVA_BLOCK_SIZE) ==
+             disable_viommu);
     drain_rcu(&c);
     g_assert(!ramblock_exists(&c, hva));
     refuse_write(&c, IOVA_DIMM, 0x100, EFAULT, target);
@@ -1186,8 +1171,6 @@ int main(int argc, char **argv)
                    test_refuse_size_mismatch);
     qtest_add_func("/vfio-user-dma/while-waiting", test_dma_while_waiting);
     qtest_add_func("/vfio-user-dma/viommu", test_viommu);
-    qtest_add_func("/vfio-user-dma/viommu/posted-map",
-                   test_viommu_posted_map);
     qtest_add_func("/vfio-user-dma/write/tcg-code", test_tcg_code);
     qtest_add_func("/vfio-user-dma/write/vga-dirty", test_vga_dirty);
     qtest_add_func("/vfio-user-dma/viommu/unplugged-ram",

@@ -413,7 +413,6 @@ int vu_handle_dma_map(VUTestServer *s, VUMsg *msg, VUReply *r)
     rec = (VUTestDMAMapRecord) {
         .iova = dm.address, .size = dm.size, .offset = dm.offset,
         .flags = dm.flags, .nfds = msg->nfds, .err = -err,
-        .no_reply = msg->hdr.flags & VFIO_USER_NO_REPLY,
     };
     vu_log(s, s->dma_maps, &rec);
     g_mutex_unlock(&s->lock);

@@ -263,7 +263,6 @@ typedef struct VUTestDMAMapRecord {
     uint64_t offset;
     uint32_t flags;
     unsigned nfds;
-    bool no_reply;              /* sent with No_reply (posted) */
     int err;                    /* errno the server replied with, or 0 */
 } VUTestDMAMapRecord;
 

@@ -948,22 +948,12 @@ static void test_poll_too_long(void)
                           "x-poll-max-ns");
 }
 
-/* Posted DMA_MAPs carry no fd: without secure-dma they are refused. */
-static void test_post_dma_map_insecure(void)
-{
-    check_realize_refused(qdict_from_jsonf_nofail(
-                              "{'x-post-dma-map': true}"),
-                          "x-post-dma-map needs secure-dma=on");
-}
-
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     qtest_add_func("/vfio-user/realize/missing-socket", test_missing_socket);
     qtest_add_func("/vfio-user/realize/zero-timeout", test_zero_timeout);
     qtest_add_func("/vfio-user/realize/poll-too-long", test_poll_too_long);
-    qtest_add_func("/vfio-user/realize/post-dma-map-insecure",
-                   test_post_dma_map_insecure);
     qtest_add_func("/vfio-user/enumerate", test_enumerate);
     qtest_add_func("/vfio-user/id-override", test_id_override);
     qtest_add_func("/vfio-user/json-device", test_json_device);
