@@ -42,7 +42,8 @@ struct VFIOUserContainer {
     VFIOUserProxy *proxy;
     VFIOUserDMATable *dma;
     bool secure_dma;
-    GArray *iommu_ranges;       /* IOVARange: where a vIOMMU translates */
+    /* IOVARange: where a vIOMMU translates; noted under secure-dma only */
+    GArray *iommu_ranges;
     GArray *iova_blocks;        /* IOVARange: what the server was told of */
 };
 
@@ -66,6 +67,11 @@ static void vfio_user_dma_timed_out(VFIOUserContainer *container,
     vfio_user_kill(container->proxy, ECONNRESET, "%s of [0x%" HWADDR_PRIx
                    ", +0x%" PRIx64 ") not answered in %u ms", what, iova,
                    size, vfio_user_timeout_ms(container->proxy));
+}
+
+static uint64_t iova_range_size(const IOVARange *r)
+{
+    return r->last - r->start + 1;
 }
 
 static bool range_covers(const IOVARange *r, uint64_t iova, uint64_t size)
@@ -104,8 +110,8 @@ static bool vfio_user_add_window(VFIOContainerBase *bcontainer,
 
     if (container->secure_dma && memory_region_is_iommu(section->mr) &&
         int128_nz(section->size)) {
-        trace_vfio_user_dma_iommu_range(vfio_user_name(container->proxy), true,
-                                    r.start, r.last);
+        trace_vfio_user_dma_iommu_range(vfio_user_name(container->proxy),
+                                        true, r.start, r.last);
         g_array_append_val(container->iommu_ranges, r);
     }
     return true;
@@ -186,8 +192,8 @@ static int tell_iova_blocks(VFIOUserContainer *container,
         int ret;
 
         if (!find_range(container->iova_blocks, b.start, 1)) {
-            ret = send_dma_map(container, b.start, b.last - b.start + 1, NULL,
-                               0, true);
+            ret = send_dma_map(container, b.start, iova_range_size(&b), NULL, 0,
+                               true);
             if (ret < 0) {
                 return ret;
             }
@@ -209,12 +215,12 @@ static void untell_iova_blocks(VFIOUserContainer *container, uint64_t iova,
         VFIOUserDMAUnmap msg = {
             .argsz = sizeof(msg),
             .address = b.start,
-            .size = b.last - b.start + 1,
+            .size = iova_range_size(&b),
         };
         struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
 
         if (!range_covers(&(IOVARange) { iova, iova + (size - 1) }, b.start,
-                          b.last - b.start + 1)) {
+                          iova_range_size(&b))) {
             i++;
             continue;
         }
@@ -258,8 +264,7 @@ static int vfio_user_dma_map(const VFIOContainerBase *bcontainer,
     if (ret < 0) {
         goto fail;
     }
-    iommu = container->secure_dma ?
-            find_range(container->iommu_ranges, iova, size) : NULL;
+    iommu = find_range(container->iommu_ranges, iova, size);
     if (iommu) {
         ret = tell_iova_blocks(container, iommu, iova, size);
     } else {
@@ -315,8 +320,7 @@ static int vfio_user_dma_unmap(const VFIOContainerBase *bcontainer,
         VFIOUserReply reply = { .buf = &echo, .max = sizeof(echo) };
         int err;
 
-        if (container->secure_dma &&
-            find_range(container->iommu_ranges, r->iova, r->size)) {
+        if (find_range(container->iommu_ranges, r->iova, r->size)) {
             continue;           /* the server only knows of the block */
         }
         trace_vfio_user_dma_unmap(vfio_user_name(container->proxy),
@@ -346,9 +350,7 @@ static int vfio_user_dma_unmap(const VFIOContainerBase *bcontainer,
             ret = err;
         }
     }
-    if (container->secure_dma) {
-        untell_iova_blocks(container, iova, size);
-    }
+    untell_iova_blocks(container, iova, size);
     return ret;
 }
 
@@ -467,8 +469,7 @@ bool vfio_user_container_restore(VFIODevice *vbasedev, VFIOUserProxy *proxy,
     for (guint i = 0; i < maps->len;) {
         VFIOUserDMAEntry *e = &g_array_index(maps, VFIOUserDMAEntry, i);
 
-        if (container->secure_dma &&
-            find_range(container->iommu_ranges, e->iova, e->size)) {
+        if (find_range(container->iommu_ranges, e->iova, e->size)) {
             g_array_remove_index(maps, i);
         } else {
             i++;
@@ -482,8 +483,8 @@ bool vfio_user_container_restore(VFIODevice *vbasedev, VFIOUserProxy *proxy,
     }
     for (guint i = 0; i < container->iova_blocks->len; i++) {
         IOVARange *b = &g_array_index(container->iova_blocks, IOVARange, i);
-        int ret = send_dma_map(container, b->start, b->last - b->start + 1,
-                               NULL, 0, true);
+        int ret = send_dma_map(container, b->start, iova_range_size(b), NULL, 0,
+                               true);
 
         if (ret < 0) {
             error_setg_errno(errp, -ret, "DMA_MAP of [0x%" PRIx64 ", 0x%"
