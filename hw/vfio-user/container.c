@@ -23,6 +23,7 @@
 
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
+#include "qemu/range.h"
 #include "qapi/error.h"
 #include "exec/ramblock.h"
 #include "hw/vfio-user/container.h"
@@ -32,19 +33,14 @@
 /* How much of a vIOMMU's IOVA space the server is told of at once */
 #define IOVA_BLOCK (1ULL << 30)
 
-typedef struct IOVARange {
-    uint64_t start;
-    uint64_t last;              /* inclusive: a range may end at 2^64 */
-} IOVARange;
-
 struct VFIOUserContainer {
     VFIOContainerBase bcontainer;
     VFIOUserProxy *proxy;
     VFIOUserDMATable *dma;
     bool secure_dma;
-    /* IOVARange: where a vIOMMU translates; noted under secure-dma only */
+    /* Range: where a vIOMMU translates; noted under secure-dma only */
     GArray *iommu_ranges;
-    GArray *iova_blocks;        /* IOVARange: what the server was told of */
+    GArray *iova_blocks;        /* Range: what the server was told of */
 };
 
 OBJECT_DECLARE_SIMPLE_TYPE(VFIOUserContainer, VFIO_IOMMU_USER)
@@ -69,23 +65,32 @@ static void vfio_user_dma_timed_out(VFIOUserContainer *container,
                    size, vfio_user_timeout_ms(container->proxy));
 }
 
-static uint64_t iova_range_size(const IOVARange *r)
+/*
+ * [iova, iova + size) as a Range, built from its inclusive last byte so
+ * that a span ending at 2^64 fits.  A span that wraps around 0, or is
+ * empty, comes out empty: no range contains it.  Size 0 at IOVA 0 reads
+ * as all 2^64 bytes, whose size does not fit in 64 bits.
+ */
+static Range iova_span(uint64_t iova, uint64_t size)
 {
-    return r->last - r->start + 1;
-}
+    uint64_t last = iova + (size - 1);
+    Range span = range_empty;
 
-static bool range_covers(const IOVARange *r, uint64_t iova, uint64_t size)
-{
-    return iova >= r->start && iova + (size - 1) <= r->last;
+    if (last >= iova) {
+        range_set_bounds(&span, iova, last);
+    }
+    return span;
 }
 
 /* The range of @ranges that covers [iova, iova + size), if any */
-static IOVARange *find_range(GArray *ranges, uint64_t iova, uint64_t size)
+static Range *find_range(GArray *ranges, uint64_t iova, uint64_t size)
 {
-    for (guint i = 0; i < ranges->len; i++) {
-        IOVARange *r = &g_array_index(ranges, IOVARange, i);
+    Range span = iova_span(iova, size);
 
-        if (range_covers(r, iova, size)) {
+    for (guint i = 0; i < ranges->len; i++) {
+        Range *r = &g_array_index(ranges, Range, i);
+
+        if (range_contains_range(r, &span)) {
             return r;
         }
     }
@@ -101,17 +106,17 @@ static bool vfio_user_add_window(VFIOContainerBase *bcontainer,
                                  MemoryRegionSection *section, Error **errp)
 {
     VFIOUserContainer *container = user_container(bcontainer);
-    Int128 end = int128_add(int128_make64(section->offset_within_address_space),
-                            section->size);
-    IOVARange r = {
-        .start = section->offset_within_address_space,
-        .last = int128_get64(int128_sub(end, int128_one())),
-    };
+    uint64_t start = section->offset_within_address_space;
+    Int128 end = int128_add(int128_make64(start), section->size);
+    /* The last byte, not the end: a vIOMMU's section may end at 2^64 */
+    uint64_t last = int128_get64(int128_sub(end, int128_one()));
+    Range r;
 
     if (container->secure_dma && memory_region_is_iommu(section->mr) &&
         int128_nz(section->size)) {
+        range_set_bounds(&r, start, last);
         trace_vfio_user_dma_iommu_range(vfio_user_name(container->proxy),
-                                        true, r.start, r.last);
+                                        true, start, last);
         g_array_append_val(container->iommu_ranges, r);
     }
     return true;
@@ -127,11 +132,11 @@ static void vfio_user_del_window(VFIOContainerBase *bcontainer,
         return;
     }
     for (guint i = 0; i < container->iommu_ranges->len; i++) {
-        IOVARange *r = &g_array_index(container->iommu_ranges, IOVARange, i);
+        Range *r = &g_array_index(container->iommu_ranges, Range, i);
 
-        if (r->start == section->offset_within_address_space) {
+        if (range_lob(r) == section->offset_within_address_space) {
             trace_vfio_user_dma_iommu_range(vfio_user_name(container->proxy),
-                                        false, r->start, r->last);
+                                        false, range_lob(r), range_upb(r));
             g_array_remove_index(container->iommu_ranges, i);
             return;
         }
@@ -178,28 +183,27 @@ static int send_dma_map(VFIOUserContainer *container, hwaddr iova,
  * [iova, iova + size) lies in @iommu, a vIOMMU's range: tell the server
  * of the blocks around it it does not know of yet.
  */
-static int tell_iova_blocks(VFIOUserContainer *container,
-                            const IOVARange *iommu, uint64_t iova,
-                            uint64_t size)
+static int tell_iova_blocks(VFIOUserContainer *container, Range *iommu,
+                            uint64_t iova, uint64_t size)
 {
     uint64_t block = QEMU_ALIGN_DOWN(iova, IOVA_BLOCK);
 
     for (;;) {
-        IOVARange b = {
-            .start = MAX(block, iommu->start),
-            .last = MIN(block + (IOVA_BLOCK - 1), iommu->last),
-        };
+        Range b;
         int ret;
 
-        if (!find_range(container->iova_blocks, b.start, 1)) {
-            ret = send_dma_map(container, b.start, iova_range_size(&b), NULL, 0,
-                               true);
+        /* Never empty: each block holds a byte of [iova, iova + size) */
+        range_set_bounds(&b, MAX(block, range_lob(iommu)),
+                         MIN(block + (IOVA_BLOCK - 1), range_upb(iommu)));
+        if (!find_range(container->iova_blocks, range_lob(&b), 1)) {
+            ret = send_dma_map(container, range_lob(&b), range_size(&b),
+                               NULL, 0, true);
             if (ret < 0) {
                 return ret;
             }
             g_array_append_val(container->iova_blocks, b);
         }
-        if (b.last >= iova + (size - 1)) {
+        if (range_upb(&b) >= iova + (size - 1)) {
             return 0;
         }
         block += IOVA_BLOCK;
@@ -210,17 +214,18 @@ static int tell_iova_blocks(VFIOUserContainer *container,
 static void untell_iova_blocks(VFIOUserContainer *container, uint64_t iova,
                                uint64_t size)
 {
+    Range span = iova_span(iova, size);
+
     for (guint i = 0; i < container->iova_blocks->len;) {
-        IOVARange b = g_array_index(container->iova_blocks, IOVARange, i);
+        Range b = g_array_index(container->iova_blocks, Range, i);
         VFIOUserDMAUnmap msg = {
             .argsz = sizeof(msg),
-            .address = b.start,
-            .size = iova_range_size(&b),
+            .address = range_lob(&b),
+            .size = range_size(&b),
         };
         struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
 
-        if (!range_covers(&(IOVARange) { iova, iova + (size - 1) }, b.start,
-                          iova_range_size(&b))) {
+        if (!range_contains_range(&span, &b)) {
             i++;
             continue;
         }
@@ -240,7 +245,7 @@ static int vfio_user_dma_map(const VFIOContainerBase *bcontainer,
     const char *name = vfio_user_name(container->proxy);
     ram_addr_t offset;
     RAMBlock *rb = qemu_ram_block_from_host(vaddr, false, &offset);
-    const IOVARange *iommu;
+    Range *iommu;
     int ret;
 
     /*
@@ -382,8 +387,8 @@ static bool vfio_user_container_attach(const char *name,
     container->proxy = udev->proxy;
     container->secure_dma = udev->secure_dma;
     container->dma = vfio_user_dma_table_new(udev->proxy);
-    container->iommu_ranges = g_array_new(false, false, sizeof(IOVARange));
-    container->iova_blocks = g_array_new(false, false, sizeof(IOVARange));
+    container->iommu_ranges = g_array_new(false, false, sizeof(Range));
+    container->iova_blocks = g_array_new(false, false, sizeof(Range));
     vfio_user_set_request_handler(udev->proxy, vfio_user_dma_handle_request,
                                   container->dma);
 
@@ -482,13 +487,13 @@ bool vfio_user_container_restore(VFIODevice *vbasedev, VFIOUserProxy *proxy,
         return false;
     }
     for (guint i = 0; i < container->iova_blocks->len; i++) {
-        IOVARange *b = &g_array_index(container->iova_blocks, IOVARange, i);
-        int ret = send_dma_map(container, b->start, iova_range_size(b), NULL, 0,
-                               true);
+        Range *b = &g_array_index(container->iova_blocks, Range, i);
+        int ret = send_dma_map(container, range_lob(b), range_size(b), NULL,
+                               0, true);
 
         if (ret < 0) {
             error_setg_errno(errp, -ret, "DMA_MAP of [0x%" PRIx64 ", 0x%"
-                             PRIx64 "] failed", b->start, b->last);
+                             PRIx64 "] failed", range_lob(b), range_upb(b));
             return false;
         }
     }
