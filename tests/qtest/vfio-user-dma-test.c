@@ -873,6 +873,65 @@ static bool ramblock_exists(TestCtx *c, const char *hva)
 }
 
 /*
+ * A server restarted behind a vIOMMU (reconnect-ms) is told of the IOVA
+ * block again, not of the pages, and the client still answers for the
+ * mapped pages only: what the guest mapped while translation was on
+ * survives the outage, and nothing else does.
+ */
+static void test_viommu_reconnect(void)
+{
+    g_autoptr(GArray) maps = NULL;
+    g_autofree uint8_t *guard = g_malloc(0x1000);
+    g_autofree uint8_t *in = g_malloc(0x1000);
+    VUTestDMAMapRecord *m;
+    TestCtx c = { 0 };
+    QDict *ev;
+
+    ctx_start_args(&c, "-machine q35,kernel-irqchip=split -m 256M "
+                   MEMFD_RAM " -device intel-iommu,caching-mode=on,"
+                   "intremap=off", SECURE ",reconnect-ms=20");
+    vtd_enable(&c);
+    c.good_dma = IOVA_RW2;
+    c.good_gpa = GPA_RW2;
+    check_server_dma_at(&c, IOVA_RW2, GPA_RW2, 0x1000);
+
+    vu_test_server_free(c.f.srv);
+    c.f.srv = NULL;
+    ev = qtest_qmp_eventwait_ref(c.f.qts, "VFIO_USER_SERVER_LOST");
+    qobject_unref(ev);
+    c.f.srv = vu_test_server_new(c.f.sock, NULL);
+    g_assert(c.f.srv);
+    ev = qtest_qmp_eventwait_ref(c.f.qts, "VFIO_USER_SERVER_RECONNECTED");
+    qobject_unref(ev);
+
+    /* The new server knows of the block alone, without an fd */
+    maps = vu_test_server_dma_maps(c.f.srv);
+    for (guint i = 0; i < maps->len; i++) {
+        m = &g_array_index(maps, VUTestDMAMapRecord, i);
+        g_test_message("DMA_MAP 0x%" PRIx64 " +0x%" PRIx64 " flags %u",
+                       m->iova, m->size, m->flags);
+        g_assert_cmpint(m->err, ==, 0);
+        g_assert_cmpuint(m->nfds, ==, 0);
+    }
+    g_assert_cmpuint(maps->len, ==, 1);
+    g_assert(find_exact_map(maps, IOVA_BLOCK_START, IOVA_BLOCK_SIZE));
+    g_assert_cmpuint(vu_test_server_num_mappings(c.f.srv), ==, 1);
+
+    /* The pages mapped before the outage are reached as they were */
+    check_server_dma_at(&c, IOVA_RW2, GPA_RW2, 0x1000);
+    vu_fixture_fill_pattern(guard, 0x1000, 21);
+    qtest_memwrite(c.f.qts, GPA_RO, guard, 0x1000);
+    g_assert_cmpint(vu_test_server_dma_read(c.f.srv, IOVA_RO, in, 0x1000),
+                    ==, 0);
+    g_assert_cmpmem(in, 0x1000, guard, 0x1000);
+    refuse_write(&c, IOVA_RO, 0x100, EPERM, 0);
+    /* The rest of the block, and guest physical addresses, are not */
+    refuse_read(&c, IOVA_NONE, 0x100, EFAULT);
+    refuse_read(&c, GPA_RW, 0x100, EFAULT);
+    vu_fixture_stop(&c.f);
+}
+
+/*
  * The mapping goes by the guest's unmap of the IOVA (@disable_viommu
  * false), or with every other when the guest turns translation off.
  */
@@ -1177,6 +1236,7 @@ int main(int argc, char **argv)
                    test_viommu_unplugged_ram);
     qtest_add_func("/vfio-user-dma/viommu/unplugged-ram-viommu-off",
                    test_viommu_unplugged_ram_off);
+    qtest_add_func("/vfio-user-dma/viommu/reconnect", test_viommu_reconnect);
     qtest_add_func("/vfio-user-dma/refuse/too-big-write",
                    test_refuse_too_big_write);
     return g_test_run();
