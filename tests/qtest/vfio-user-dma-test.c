@@ -676,6 +676,30 @@ static VUTestDMAMapRecord *find_exact_map(GArray *maps, uint64_t iova,
     return NULL;
 }
 
+/*
+ * Since the log was cleared, the server was told of one mapping: the
+ * 1 GiB block of IOVA space around the vIOMMU's pages, without an fd.
+ */
+static void check_told_of_block(TestCtx *c)
+{
+    g_autoptr(GArray) maps = vu_test_server_dma_maps(c->f.srv);
+    VUTestDMAMapRecord *m;
+
+    for (guint i = 0; i < maps->len; i++) {
+        m = &g_array_index(maps, VUTestDMAMapRecord, i);
+        g_test_message("DMA_MAP 0x%" PRIx64 " +0x%" PRIx64 " flags %u",
+                       m->iova, m->size, m->flags);
+        g_assert_cmpint(m->err, ==, 0);
+        g_assert_cmpuint(m->nfds, ==, 0);
+    }
+    g_assert_cmpuint(maps->len, ==, 1);
+    m = find_exact_map(maps, IOVA_BLOCK_START, IOVA_BLOCK_SIZE);
+    g_assert(m);
+    g_assert_cmphex(m->flags, ==, VFIO_USER_F_DMA_REGION_READ |
+                                  VFIO_USER_F_DMA_REGION_WRITE);
+    g_assert_cmpuint(vu_test_server_num_mappings(c->f.srv), ==, 1);
+}
+
 static void test_viommu(void)
 {
     g_autofree uint8_t *two = NULL;
@@ -683,7 +707,6 @@ static void test_viommu(void)
     g_autofree uint8_t *in = g_malloc(0x1000);
     g_autoptr(GArray) maps = NULL;
     g_autoptr(GArray) unmaps = NULL;
-    VUTestDMAMapRecord *m;
     TestCtx c = { 0 };
     uint8_t buf[0x100];
     unsigned ram_maps;
@@ -706,20 +729,7 @@ static void test_viommu(void)
     unmaps = server_unmaps(&c);
     g_assert_cmpuint(ram_maps, >, 0);
     g_assert_cmpuint(unmaps->len, ==, ram_maps);
-    maps = vu_test_server_dma_maps(c.f.srv);
-    for (guint i = 0; i < maps->len; i++) {
-        m = &g_array_index(maps, VUTestDMAMapRecord, i);
-        g_test_message("DMA_MAP 0x%" PRIx64 " +0x%" PRIx64 " flags %u",
-                       m->iova, m->size, m->flags);
-        g_assert_cmpint(m->err, ==, 0);
-        g_assert_cmpuint(m->nfds, ==, 0);
-    }
-    g_assert_cmpuint(maps->len, ==, 1);
-    m = find_exact_map(maps, IOVA_BLOCK_START, IOVA_BLOCK_SIZE);
-    g_assert(m);
-    g_assert_cmphex(m->flags, ==, VFIO_USER_F_DMA_REGION_READ |
-                                  VFIO_USER_F_DMA_REGION_WRITE);
-    g_assert_cmpuint(vu_test_server_num_mappings(c.f.srv), ==, 1);
+    check_told_of_block(&c);
     c.good_dma = IOVA_RW2;
     c.good_gpa = GPA_RW2;
 
@@ -780,7 +790,6 @@ static void test_viommu(void)
     vtd_invalidate_page(&c, IOVA_NEW);
     g_array_unref(unmaps);
     unmaps = server_unmaps(&c);
-    g_array_unref(maps);
     maps = vu_test_server_dma_maps(c.f.srv);
     g_assert_cmpuint(maps->len, ==, 0);
     check_server_dma_at(&c, IOVA_NEW, GPA_NEW, 0x1000);
@@ -880,10 +889,8 @@ static bool ramblock_exists(TestCtx *c, const char *hva)
  */
 static void test_viommu_reconnect(void)
 {
-    g_autoptr(GArray) maps = NULL;
     g_autofree uint8_t *guard = g_malloc(0x1000);
     g_autofree uint8_t *in = g_malloc(0x1000);
-    VUTestDMAMapRecord *m;
     TestCtx c = { 0 };
     QDict *ev;
 
@@ -905,17 +912,7 @@ static void test_viommu_reconnect(void)
     qobject_unref(ev);
 
     /* The new server knows of the block alone, without an fd */
-    maps = vu_test_server_dma_maps(c.f.srv);
-    for (guint i = 0; i < maps->len; i++) {
-        m = &g_array_index(maps, VUTestDMAMapRecord, i);
-        g_test_message("DMA_MAP 0x%" PRIx64 " +0x%" PRIx64 " flags %u",
-                       m->iova, m->size, m->flags);
-        g_assert_cmpint(m->err, ==, 0);
-        g_assert_cmpuint(m->nfds, ==, 0);
-    }
-    g_assert_cmpuint(maps->len, ==, 1);
-    g_assert(find_exact_map(maps, IOVA_BLOCK_START, IOVA_BLOCK_SIZE));
-    g_assert_cmpuint(vu_test_server_num_mappings(c.f.srv), ==, 1);
+    check_told_of_block(&c);
 
     /* The pages mapped before the outage are reached as they were */
     check_server_dma_at(&c, IOVA_RW2, GPA_RW2, 0x1000);
